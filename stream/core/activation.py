@@ -1,0 +1,478 @@
+"""Milestone evaluation, activation rates and the change records they produce.
+
+Pure functions over :mod:`stream.core.state`: fed an envelope (or a new
+criteria version) and the current state, they mutate the state in place and
+return the output records. Evaluation is always a function of the retained
+tallies, so evaluating incrementally and recomputing from scratch agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from stream.core.criteria import AccountMilestone, Criteria, Scalar, UserMilestone, Where, canonical_value
+from stream.core.envelope import Envelope
+from stream.core.state import (
+    MAX_PROPERTY_KEYS,
+    MAX_PROPERTY_VALUES,
+    AccountState,
+    Tally,
+    UserState,
+    set_traits,
+    trait,
+)
+from stream.core.timeutil import MS_PER_DAY, to_iso
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationLimits:
+    #: A repeated messageId is counted once if seen again within this much event
+    #: time (relative to the account's latest event) ...
+    dedupe_window_ms: int = MS_PER_DAY
+    #: ... and while it is among the last ``dedupe_max_ids`` ids of the account.
+    dedupe_max_ids: int = 20_000
+    #: Users kept in detail per account; calls for further users are rejected
+    #: with reason ``limit_exceeded`` (counted in the account's ``overflow``).
+    max_users_per_account: int = 10_000
+    #: Distinct event names tallied per user; further names are not tallied.
+    max_event_names_per_user: int = 500
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What applying one envelope did: ``applied``, ``duplicate`` or ``rejected``."""
+
+    status: str
+    records: list[Record]
+    reason: str = ""
+
+
+# ---------------------------------------------------------------- tallies
+
+
+def _matches(props: dict[str, Any], where: Where) -> bool:
+    for key, want in where:
+        if key not in props:
+            return False
+        got = props[key]
+        if got != want or isinstance(got, bool) != isinstance(want, bool):
+            if canonical_value(got) != canonical_value(want):
+                return False
+    return True
+
+
+def _retain_props(user: UserState, event: str, props: dict[str, Any], ts: int) -> None:
+    keys = user.props.get(event)
+    if keys is None:
+        keys = user.props[event] = {}
+    for key, value in props.items():
+        values = keys.get(key, ...)
+        if values is None:
+            continue  # this key overflowed: no longer retained
+        if values is ...:
+            if len(keys) >= MAX_PROPERTY_KEYS:
+                continue
+            values = keys[key] = {}
+        cv = canonical_value(value)
+        tally = values.get(cv)
+        if tally is None:
+            if len(values) >= MAX_PROPERTY_VALUES:
+                keys[key] = None
+                continue
+            tally = values[cv] = Tally()
+        tally.add(ts)
+
+
+def estimate_where(user: UserState, event: str, where: Where) -> Tally:
+    """A tally for a ``where`` filter nobody tracked when the events arrived.
+
+    Exact for a one-key filter whose key was retained; for several keys, the
+    smallest single-key tally (an upper bound of the joint count).
+    """
+    keys = user.props.get(event, {})
+    best: Tally | None = None
+    for key, want in where:
+        values = keys.get(key)
+        tally = values.get(canonical_value(want)) if values else None
+        if tally is None:
+            return Tally()
+        if best is None or tally.n < best.n:
+            best = tally
+    return best.copy() if best is not None else Tally()
+
+
+def _user_tally(user: UserState, event: str, where: Where, sig: str) -> Tally | None:
+    if not where:
+        return user.events.get(event)
+    return user.wheres.get(sig)
+
+
+def _account_tally(state: AccountState, event: str, where: Where, sig: str) -> Tally | None:
+    if not where:
+        return state.events.get(event)
+    return state.wheres.get(sig)
+
+
+def ensure_where_tallies(state: AccountState, criteria: Criteria) -> None:
+    """Give every ``where`` signature of ``criteria`` a tally, estimated from the
+    retained properties when it was not tracked before (new criteria)."""
+    wanted = {sig for pairs in criteria.index.wheres_by_event.values() for sig, _ in pairs}
+    # A filter dropped by this version stops being counted; if a later version
+    # brings it back its tally must be re-estimated, not resumed with a gap.
+    for stale in [sig for sig in state.wheres if sig not in wanted]:
+        del state.wheres[stale]
+        for user in state.users.values():
+            user.wheres.pop(stale, None)
+    for event, pairs in criteria.index.wheres_by_event.items():
+        for sig, where in pairs:
+            if sig in state.wheres:
+                continue
+            total = Tally()
+            for user in state.users.values():
+                t = user.wheres.get(sig)
+                if t is None:
+                    t = user.wheres[sig] = estimate_where(user, event, where)
+                total.merge(t)
+            state.wheres[sig] = total
+
+
+# ------------------------------------------------------------- evaluation
+
+
+def evaluate_user(user: UserState, criteria: Criteria) -> dict[str, int]:
+    reached: dict[str, int] = {}
+    for m in criteria.user_milestones:
+        tally = _user_tally(user, m.event, m.where, m.signature)
+        at = tally.time_of(m.min_count) if tally is not None else None
+        if at is not None:
+            reached[m.id] = at
+    return reached
+
+
+def _account_rule(state: AccountState, m: AccountMilestone) -> int | None:
+    if m.event is not None:
+        tally = _account_tally(state, m.event, m.where, m.signature)
+        return tally.time_of(m.min_count) if tally is not None else None
+    assert m.user_milestone is not None
+    population = 0
+    times: list[int] = []
+    for user in state.users.values():
+        if m.role is not None and user.role != m.role:
+            continue
+        population += 1
+        at = user.reached.get(m.user_milestone)
+        if at is not None:
+            times.append(at)
+    if m.min_users is not None:
+        need = m.min_users
+    else:
+        assert m.min_share is not None
+        if population == 0:
+            return None
+        need = max(1, math.ceil(m.min_share * population - 1e-9))
+    if len(times) < need:
+        return None
+    times.sort()
+    return times[need - 1]
+
+
+def evaluate_account(state: AccountState, criteria: Criteria) -> dict[str, int]:
+    reached: dict[str, int] = {}
+    for m in criteria.account_milestones:
+        at = _account_rule(state, m)
+        if at is not None:
+            reached[m.id] = at
+    return reached
+
+
+def rate_of(reached: dict[str, int], ids: tuple[str, ...]) -> float:
+    if not ids:
+        return 0.0
+    return round(sum(1 for i in ids if i in reached) / len(ids), 6)
+
+
+def activated_at_of(reached: dict[str, int], ids: tuple[str, ...], criteria: Criteria) -> int | None:
+    """Time of the milestone that took the rate to the threshold."""
+    need = criteria.activation_count(len(ids))
+    times = sorted(reached[i] for i in ids if i in reached)
+    return times[need - 1] if need and len(times) >= need else None
+
+
+# ----------------------------------------------------------------- records
+
+
+def record_id(*parts: object) -> str:
+    return hashlib.sha256("|".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def _time_to_activate(activated_at: int | None, base: int | None) -> float | None:
+    if activated_at is None or base is None:
+        return None
+    return max(0.0, (activated_at - base) / 1000)
+
+
+def _changes(
+    *,
+    level: str,
+    account_id: str,
+    user_id: str | None,
+    ids: tuple[str, ...],
+    old_reached: dict[str, int],
+    new_reached: dict[str, int],
+    old_rate: float,
+    new_rate: float,
+    old_activated: int | None,
+    new_activated: int | None,
+    base: int | None,
+    criteria: Criteria,
+    reason: str,
+    cause: str,
+    event_time: int,
+) -> list[Record]:
+    missing = [i for i in ids if i not in new_reached]
+    out: list[Record] = []
+
+    def rec(kind: str, milestone: str | None = None) -> None:
+        out.append(
+            {
+                "id": record_id(kind, level, account_id, user_id, milestone, criteria.version, reason, cause),
+                "kind": kind,
+                "level": level,
+                "account_id": account_id,
+                "user_id": user_id,
+                "milestone": milestone,
+                "old_rate": old_rate,
+                "new_rate": new_rate,
+                "missing": missing,
+                "criteria_version": criteria.version,
+                "reason": reason,
+                "event_time": to_iso(event_time),
+                "activated_at": to_iso(new_activated),
+                "time_to_activate_seconds": _time_to_activate(new_activated, base),
+            }
+        )
+
+    for mid in ids:
+        if mid in new_reached and mid not in old_reached:
+            rec("milestone_reached", mid)
+    if new_rate != old_rate:
+        rec("activation_changed")
+    if (old_activated is None) != (new_activated is None):
+        rec("activated" if new_activated is not None else "deactivated")
+    return out
+
+
+def user_base_time(user: UserState) -> int | None:
+    created = trait(user.traits, "created_at")
+    return created if created is not None else user.first_seen
+
+
+def account_base_time(state: AccountState) -> int | None:
+    created = trait(state.traits, "created_at")
+    return created if created is not None else state.first_seen
+
+
+def _reevaluate_user(
+    state: AccountState, user: UserState, criteria: Criteria, reason: str, cause: str, event_time: int
+) -> tuple[list[Record], bool]:
+    """Returns the records and whether the user's reached set changed."""
+    ids = criteria.user_milestone_ids
+    new_reached = evaluate_user(user, criteria)
+    new_rate = rate_of(new_reached, ids)
+    new_activated = activated_at_of(new_reached, ids, criteria)
+    records = _changes(
+        level="user",
+        account_id=state.account_id,
+        user_id=user.user_id,
+        ids=ids,
+        old_reached=user.reached,
+        new_reached=new_reached,
+        old_rate=user.rate,
+        new_rate=new_rate,
+        old_activated=user.activated_at,
+        new_activated=new_activated,
+        base=user_base_time(user),
+        criteria=criteria,
+        reason=reason,
+        cause=cause,
+        event_time=event_time,
+    )
+    changed = new_reached != user.reached
+    user.reached, user.rate, user.activated_at = new_reached, new_rate, new_activated
+    return records, changed
+
+
+def _reevaluate_account(
+    state: AccountState, criteria: Criteria, reason: str, cause: str, event_time: int
+) -> list[Record]:
+    ids = criteria.account_milestone_ids
+    new_reached = evaluate_account(state, criteria)
+    new_rate = rate_of(new_reached, ids)
+    new_activated = activated_at_of(new_reached, ids, criteria)
+    records = _changes(
+        level="account",
+        account_id=state.account_id,
+        user_id=None,
+        ids=ids,
+        old_reached=state.reached,
+        new_reached=new_reached,
+        old_rate=state.rate,
+        new_rate=new_rate,
+        old_activated=state.activated_at,
+        new_activated=new_activated,
+        base=account_base_time(state),
+        criteria=criteria,
+        reason=reason,
+        cause=cause,
+        event_time=event_time,
+    )
+    state.reached, state.rate, state.activated_at = new_reached, new_rate, new_activated
+    return records
+
+
+# ------------------------------------------------------------------ apply
+
+
+def new_account(account_id: str, criteria: Criteria) -> AccountState:
+    return AccountState(account_id=account_id, criteria_version=criteria.version)
+
+
+def _is_duplicate_id(state: AccountState, message_id: str, ts: int, limits: ActivationLimits) -> bool:
+    seen = state.seen_ids
+    if message_id in seen:
+        return True
+    seen[message_id] = ts
+    if len(seen) > limits.dedupe_max_ids:
+        horizon = (state.last_seen or ts) - limits.dedupe_window_ms
+        keep = sorted(((t, m) for m, t in seen.items() if t >= horizon), reverse=True)
+        keep = keep[: int(limits.dedupe_max_ids * 0.9)]
+        state.seen_ids = {m: t for t, m in keep}
+    return False
+
+
+def apply_envelope(
+    state: AccountState, env: Envelope, criteria: Criteria, limits: ActivationLimits | None = None
+) -> Outcome:
+    """Apply one call to its account's state (in place)."""
+    limits = limits or ActivationLimits()
+    mark = state.applied.get(env.lane)
+    if mark is not None and (env.offset, env.index) <= (mark[0], mark[1]):
+        return Outcome("duplicate", [])
+    state.applied[env.lane] = [env.offset, env.index]
+    if env.message_id is not None and _is_duplicate_id(state, f"{env.kind}:{env.message_id}", env.ts, limits):
+        return Outcome("duplicate", [])
+
+    user = state.users.get(env.user_id)
+    is_new_user = user is None
+    if user is None:
+        if len(state.users) >= limits.max_users_per_account:
+            state.overflow += 1
+            return Outcome("rejected", [], "limit_exceeded")
+        user = state.users[env.user_id] = UserState(env.user_id)
+    cause, ts = env.cause, env.ts
+    records: list[Record] = []
+    account_dirty = is_new_user and any(m.min_share is not None for m in criteria.account_milestones)
+
+    if env.kind == "track":
+        assert env.event is not None
+        user.seen(ts)
+        state.seen(ts)
+        event = env.event
+        if event not in user.events and len(user.events) >= limits.max_event_names_per_user:
+            state.overflow += 1
+        else:
+            _tally_track(state, user, event, env.props, ts, criteria)
+            if event in criteria.index.user_by_event:
+                user_records, changed = _reevaluate_user(state, user, criteria, "event", cause, ts)
+                records += user_records
+                account_dirty = account_dirty or changed
+            if event in criteria.index.account_by_event:
+                account_dirty = True
+    elif env.kind == "group":
+        state.seen(ts)
+        if set_traits(state.traits, env.traits, ts) and "created_at" in env.traits:
+            account_dirty = True  # the time-to-activate base moved
+    elif env.kind in ("identify", "traits"):
+        old_role = user.role
+        if env.kind == "identify":
+            set_traits(user.traits, env.traits, ts)
+        else:  # replayed by the directory: each trait carries its own time
+            for key, (value, at) in env.traits.items():
+                set_traits(user.traits, {key: value}, at)
+        if user.role != old_role and any(m.role is not None for m in criteria.account_milestones):
+            account_dirty = True
+    if account_dirty:
+        records += _reevaluate_account(state, criteria, "event", cause, ts)
+    return Outcome("applied", records)
+
+
+def _tally_track(
+    state: AccountState, user: UserState, event: str, props: dict[str, Any], ts: int, criteria: Criteria
+) -> None:
+    for target in (user.events, state.events):
+        tally = target.get(event)
+        if tally is None:
+            tally = target[event] = Tally()
+        tally.add(ts)
+    for sig, where in criteria.index.wheres_by_event.get(event, ()):
+        if _matches(props, where):
+            for target in (user.wheres, state.wheres):
+                tally = target.get(sig)
+                if tally is None:
+                    tally = target[sig] = Tally()
+                tally.add(ts)
+    if props:
+        _retain_props(user, event, props, ts)
+
+
+def recompute(state: AccountState, criteria: Criteria, at_ms: int) -> list[Record]:
+    """Re-evaluate the account and all its users under (new) ``criteria``.
+
+    The living baseline: a milestone added today counts for users who did it
+    last month, because evaluation reads the retained tallies.
+    """
+    cause = f"criteria:{criteria.version}"
+    ensure_where_tallies(state, criteria)
+    records: list[Record] = []
+    for user in state.users.values():
+        user_records, _ = _reevaluate_user(state, user, criteria, "criteria_changed", cause, at_ms)
+        records += user_records
+    records += _reevaluate_account(state, criteria, "criteria_changed", cause, at_ms)
+    state.criteria_version = criteria.version
+    return records
+
+
+def rebuild_account_tallies(state: AccountState) -> tuple[dict[str, Tally], dict[str, Tally]]:
+    """Account-wide tallies recomputed from the users (the incremental ones must equal these)."""
+    events: dict[str, Tally] = {}
+    wheres: dict[str, Tally] = {}
+    for user in state.users.values():
+        for src, dst in ((user.events, events), (user.wheres, wheres)):
+            for key, tally in src.items():
+                dst.setdefault(key, Tally()).merge(tally)
+    return events, wheres
+
+
+def milestone_definitions(criteria: Criteria) -> Iterable[UserMilestone | AccountMilestone]:
+    yield from criteria.user_milestones
+    yield from criteria.account_milestones
+
+
+__all__ = [
+    "ActivationLimits",
+    "Outcome",
+    "Record",
+    "Scalar",
+    "apply_envelope",
+    "evaluate_account",
+    "evaluate_user",
+    "new_account",
+    "recompute",
+    "record_id",
+]

@@ -1,0 +1,78 @@
+"""The internal record that carries one decoded call to the account that owns it.
+
+Producers key input by account or by user, and a track call may name no account
+at all, so the worker re-keys: every call is wrapped in an :class:`Envelope`
+keyed by account id and sent to the account-keyed internal topic. The envelope
+carries its origin (``lane``, ``offset``, ``index``) so the account can skip
+anything it has already applied, whichever hop re-sent it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+#: Envelope kinds. ``traits`` is a user's identify traits replayed by the
+#: user directory when it learns the user's membership of an account.
+KINDS = ("track", "identify", "group", "traits")
+
+
+@dataclass(slots=True)
+class Envelope:
+    kind: str
+    account_id: str
+    user_id: str
+    ts: int
+    lane: str
+    offset: int
+    index: int = -1
+    message_id: str | None = None
+    event: str | None = None
+    props: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    #: The original record's JSON, only on calls that may still be rejected
+    #: downstream (a track naming no account), so the DLQ gets what was sent.
+    raw: str | None = None
+
+    @property
+    def cause(self) -> str:
+        """What makes output ids deterministic: the messageId, else the origin."""
+        return self.message_id or f"{self.lane}@{self.offset}.{self.index}"
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "k": self.kind,
+                "a": self.account_id,
+                "u": self.user_id,
+                "ts": self.ts,
+                "ln": self.lane,
+                "o": self.offset,
+                "i": self.index,
+                "m": self.message_id,
+                "e": self.event,
+                "p": self.props,
+                "t": self.traits,
+                "r": self.raw,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        d = orjson.loads(raw)
+        return cls(
+            kind=d["k"],
+            account_id=d["a"],
+            user_id=d["u"],
+            ts=d["ts"],
+            lane=d["ln"],
+            offset=d["o"],
+            index=d["i"],
+            message_id=d["m"],
+            event=d["e"],
+            props=d["p"],
+            traits=d["t"],
+            raw=d.get("r"),
+        )

@@ -1,0 +1,151 @@
+"""Re-keying: from input calls (keyed however producers chose) to accounts.
+
+Two hops keep all of an account's state on one partition whatever the input key:
+
+* ``route_call`` (first hop, on the input topic) sends a call that names its
+  account straight to the account-keyed topic, and everything about users
+  (identify traits, group memberships, track calls naming no account) to the
+  user-keyed topic;
+* ``UserDirectory`` (second hop, keyed by user) remembers each user's accounts
+  and traits, and forwards what it learns to the right accounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stream.core.envelope import Envelope
+from stream.core.segment import Event
+from stream.core.state import Traits, set_traits
+
+#: Where an envelope goes next.
+TO_ACCOUNT = "account"
+TO_USER = "user"
+
+
+def direct_lane(topic: str, partition: int) -> str:
+    return f"d:{topic}:{partition}"
+
+
+def user_lane(user_partition: int, inner_lane: str) -> str:
+    return f"u{user_partition}:{inner_lane}"
+
+
+def route_call(event: Event, topic: str, partition: int, offset: int) -> list[tuple[str, Envelope]]:
+    """Where one decoded call goes from the input topic."""
+    lane = direct_lane(topic, partition)
+    index = -1 if event.index is None else event.index
+
+    def env(kind: str, account: str) -> Envelope:
+        return Envelope(
+            kind=kind,
+            account_id=account,
+            user_id=event.user_id,
+            ts=event.timestamp_ms,
+            lane=lane,
+            offset=offset,
+            index=index,
+            message_id=event.message_id,
+            event=event.event,
+            props=event.properties,
+            traits=event.traits,
+        )
+
+    if event.type == "track":
+        if event.account_id is not None:
+            return [(TO_ACCOUNT, env("track", event.account_id))]
+        e = env("track", "")
+        e.raw = event.raw.decode("utf-8") if event.raw is not None else None
+        return [(TO_USER, e)]
+    if event.type == "group":
+        assert event.account_id is not None
+        return [(TO_ACCOUNT, env("group", event.account_id)), (TO_USER, env("group", event.account_id))]
+    # identify: the directory knows every account of the user
+    return [(TO_USER, env("identify", event.account_id or ""))]
+
+
+@dataclass(slots=True)
+class DirectoryEntry:
+    """What the directory knows about one user."""
+
+    #: account id -> event time of the latest group call naming it
+    accounts: dict[str, int] = field(default_factory=dict)
+    traits: Traits = field(default_factory=dict)
+    #: input lane -> [offset, index] of the last call applied (idempotency)
+    applied: dict[str, list[int]] = field(default_factory=dict)
+
+    def latest_account(self) -> str | None:
+        if not self.accounts:
+            return None
+        return max(self.accounts.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"a": self.accounts, "t": self.traits, "ap": self.applied})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> DirectoryEntry:
+        if not raw:
+            return cls()
+        d: dict[str, Any] = orjson.loads(raw)
+        return cls(accounts=d["a"], traits=d["t"], applied=d["ap"])
+
+
+@dataclass(slots=True)
+class DirectoryOutcome:
+    forward: list[Envelope]
+    #: Set when the call cannot reach any account (a DLQ reason).
+    rejected: str = ""
+    duplicate: bool = False
+
+
+def apply_to_directory(entry: DirectoryEntry, env: Envelope, user_partition: int) -> DirectoryOutcome:
+    """Update the user's entry and say which account envelopes to send on."""
+    lane = user_lane(user_partition, env.lane)
+    mark = entry.applied.get(env.lane)
+    if mark is not None and (env.offset, env.index) <= (mark[0], mark[1]):
+        # Re-sent by the first hop after a restart: already forwarded.
+        return DirectoryOutcome([], duplicate=True)
+    entry.applied[env.lane] = [env.offset, env.index]
+
+    def forward(kind: str, account: str, traits: dict[str, Any] | None = None) -> Envelope:
+        return Envelope(
+            kind=kind,
+            account_id=account,
+            user_id=env.user_id,
+            ts=env.ts,
+            lane=lane,
+            offset=env.offset,
+            index=env.index,
+            message_id=env.message_id,
+            event=env.event,
+            props=env.props,
+            traits=env.traits if traits is None else traits,
+        )
+
+    if env.kind == "group":
+        known = env.account_id in entry.accounts
+        if not known or env.ts > entry.accounts[env.account_id]:
+            entry.accounts[env.account_id] = env.ts
+        out: list[Envelope] = []
+        if not known and entry.traits:
+            # The account learns the user's traits it missed (identify came
+            # first); each trait keeps the event time that set it.
+            replay = forward("traits", env.account_id, {k: list(v) for k, v in entry.traits.items()})
+            replay.ts = max(v[1] for v in entry.traits.values())
+            replay.message_id = None
+            out.append(replay)
+        return DirectoryOutcome(out)
+    if env.kind == "identify":
+        set_traits(entry.traits, env.traits, env.ts)
+        if env.account_id and env.account_id not in entry.accounts:
+            entry.accounts[env.account_id] = env.ts
+        return DirectoryOutcome([forward("identify", a) for a in sorted(entry.accounts)])
+    if env.kind == "track":
+        account = entry.latest_account()
+        if account is None:
+            return DirectoryOutcome([], rejected="no_account")
+        return DirectoryOutcome([forward("track", account)])
+    return DirectoryOutcome([], rejected="unsupported_type")

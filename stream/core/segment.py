@@ -1,0 +1,240 @@
+"""Decoding Segment-spec messages (track, identify, group, batch envelopes).
+
+The decoder never raises on input: every message becomes a list of
+:class:`Event` (good records) and :class:`Rejection` (bad records with a stable
+reason code), so a batch that mixes good and bad records still applies the good
+ones and a worker can never be stopped by what producers send.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from stream.core.timeutil import MAX_EVENT_MS, MIN_EVENT_MS, MS_PER_DAY, parse_timestamp_ms
+
+#: DLQ reason codes (stable: they are metric label values and DLQ headers).
+REASONS = (
+    "too_large",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "batch_too_large",
+    "unsupported_type",
+    "schema_violation",
+    "missing_id",
+    "bad_timestamp",
+    "no_account",
+    "late",
+    "limit_exceeded",
+)
+
+SUPPORTED_TYPES = ("track", "identify", "group")
+MAX_SCALAR_PROPERTIES = 32
+MAX_SCALAR_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    max_message_bytes: int = 1_048_576
+    max_batch_events: int = 1_000
+    #: How far ahead of the broker's timestamp an event may be dated.
+    max_future_ms: int = MS_PER_DAY
+
+
+@dataclass(slots=True)
+class Event:
+    """A validated Segment call, reduced to what the processor uses."""
+
+    type: str
+    user_id: str
+    account_id: str | None
+    message_id: str | None
+    timestamp_ms: int
+    event: str | None = None
+    #: Scalar properties only (strings of at most 64 characters, numbers, booleans):
+    #: what ``where`` filters can match and what is retained for re-evaluation.
+    properties: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    index: int | None = None
+    #: The record's own JSON, kept only while the event may still be rejected
+    #: downstream (no resolvable account), so the DLQ gets what was sent.
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+    raw: bytes
+    index: int | None = None
+
+
+Decoded = Event | Rejection
+
+
+def schemas_dir() -> Path:
+    """Where the JSON Schemas live: beside the package when installed from a
+    wheel, else the repository's top-level ``schemas/``."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[1] / "schemas", here.parents[2] / "schemas"):
+        if (candidate / "segment-track.schema.json").is_file():
+            return candidate
+    raise FileNotFoundError("schemas/ directory not found beside the stream package")
+
+
+def _compile(name: str) -> Callable[[Any], Any]:
+    schema = json.loads((schemas_dir() / name).read_text())
+    return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+
+
+_VALIDATORS: dict[str, Callable[[Any], Any]] = {}
+
+
+def _validator(kind: str) -> Callable[[Any], Any]:
+    v = _VALIDATORS.get(kind)
+    if v is None:
+        v = _VALIDATORS[kind] = _compile(f"segment-{kind}.schema.json")
+    return v
+
+
+def decode_message(
+    value: bytes | None, *, broker_timestamp_ms: int | None = None, limits: DecodeLimits | None = None
+) -> list[Decoded]:
+    """Decode one Kafka message value into events and rejections."""
+    limits = limits or DecodeLimits()
+    raw = value or b""
+    if len(raw) > limits.max_message_bytes:
+        return [Rejection("too_large", f"{len(raw)} bytes > {limits.max_message_bytes}", raw)]
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return [Rejection("not_utf8", "value is not valid UTF-8", raw)]
+        return [Rejection("not_json", _short(str(exc)), raw)]
+    if not isinstance(doc, dict):
+        return [Rejection("not_object", f"JSON {type(doc).__name__}, expected an object", raw)]
+    if "batch" in doc and "type" not in doc:
+        items = doc["batch"]
+        if not isinstance(items, list):
+            return [Rejection("schema_violation", "batch must be an array", raw)]
+        if len(items) > limits.max_batch_events:
+            return [Rejection("batch_too_large", f"{len(items)} items > {limits.max_batch_events}", raw)]
+        out: list[Decoded] = []
+        for i, item in enumerate(items):
+            item_raw = orjson.dumps(item)
+            out.append(_decode_call(item, item_raw, i, broker_timestamp_ms, limits))
+        return out
+    return [_decode_call(doc, raw, None, broker_timestamp_ms, limits)]
+
+
+def _decode_call(
+    doc: Any, raw: bytes, index: int | None, broker_ts: int | None, limits: DecodeLimits
+) -> Decoded:
+    if not isinstance(doc, dict):
+        return Rejection("not_object", "batch item is not an object", raw, index)
+    kind = doc.get("type")
+    if kind not in SUPPORTED_TYPES:
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 and kind.isprintable() else "?"
+        return Rejection("unsupported_type", f"type {shown!r} (supported: track, identify, group)", raw, index)
+    if not doc.get("userId"):
+        return Rejection("missing_id", "userId is required", raw, index)
+    if kind == "track" and not doc.get("messageId"):
+        return Rejection("missing_id", "messageId is required on track calls", raw, index)
+    if kind == "group" and not doc.get("groupId"):
+        return Rejection("missing_id", "groupId is required on group calls", raw, index)
+    try:
+        _validator(kind)(doc)
+    except fastjsonschema.JsonSchemaException as exc:
+        return Rejection("schema_violation", _short(str(exc)), raw, index)
+    try:
+        ts = _event_time(doc, broker_ts)
+    except ValueError as exc:
+        return Rejection("bad_timestamp", _short(str(exc)), raw, index)
+    if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
+        return Rejection("bad_timestamp", "timestamp outside 2000-01-01..2100-01-01", raw, index)
+    if broker_ts is not None and ts > broker_ts + limits.max_future_ms:
+        return Rejection("bad_timestamp", "timestamp is more than a day ahead of the broker's", raw, index)
+
+    context = doc.get("context") or {}
+    account = doc.get("groupId") if kind == "group" else (context.get("groupId") or doc.get("groupId"))
+    event = Event(
+        type=kind,
+        user_id=doc["userId"],
+        account_id=account,
+        message_id=doc.get("messageId"),
+        timestamp_ms=ts,
+        index=index,
+    )
+    if kind == "track":
+        event.event = doc["event"]
+        event.properties = scalar_properties(doc.get("properties"))
+        if account is None:
+            event.raw = raw
+    else:
+        traits = doc.get("traits") or {}
+        try:
+            event.traits = _used_traits(kind, traits)
+        except ValueError as exc:
+            return Rejection("schema_violation", _short(str(exc)), raw, index)
+    return event
+
+
+def _event_time(doc: dict[str, Any], broker_ts: int | None) -> int:
+    """Segment's precedence: timestamp, then originalTimestamp, then receivedAt,
+    then the broker's record timestamp."""
+    for key in ("timestamp", "originalTimestamp", "receivedAt"):
+        if doc.get(key) is not None:
+            try:
+                return parse_timestamp_ms(doc[key])
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+    if broker_ts is not None and broker_ts > 0:
+        return broker_ts
+    raise ValueError("no timestamp and no broker timestamp")
+
+
+def _used_traits(kind: str, traits: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if traits.get("createdAt") is not None:
+        try:
+            out["created_at"] = parse_timestamp_ms(traits["createdAt"])
+        except ValueError as exc:
+            raise ValueError(f"traits.createdAt: {exc}") from None
+    if kind == "identify":
+        if isinstance(traits.get("role"), str):
+            out["role"] = traits["role"].strip().lower()
+    else:
+        for key in ("plan", "seats", "name"):
+            if traits.get(key) is not None:
+                out[key] = traits[key]
+    return out
+
+
+def scalar_properties(props: Any) -> dict[str, Any]:
+    """Keep the properties a ``where`` filter can match: bounded in count and size
+    so that state and internal messages stay small whatever producers send."""
+    if not isinstance(props, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in props.items():
+        if len(out) >= MAX_SCALAR_PROPERTIES:
+            break
+        if isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= MAX_SCALAR_LENGTH):
+            if len(k) <= MAX_SCALAR_LENGTH:
+                out[k] = v
+    return out
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """Error details go into DLQ headers and logs: keep them short and printable."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

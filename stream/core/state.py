@@ -1,0 +1,225 @@
+"""Per-account state: the account, its users, their retained event counts.
+
+Everything an account needs lives in one value so a single table write is
+atomic for the account, its users and its idempotency marks (the highest applied
+input offsets). State is built from facts that do not depend on arrival order:
+counts, the smallest event times, and per-key "latest event time wins" traits;
+so the same set of events gives the same state in any order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+#: How many of the earliest event times a tally keeps. A milestone needing
+#: ``min_count`` <= TALLY_TIMES events gets an exact, order-independent reach
+#: time; above that, the latest event time is used (an upper bound).
+TALLY_TIMES = 16
+#: Per user and event name: property keys, and values per key, retained so a
+#: ``where`` filter added by a later criteria version counts past events.
+MAX_PROPERTY_KEYS = 8
+MAX_PROPERTY_VALUES = 8
+
+
+@dataclass(slots=True)
+class Tally:
+    """How many times something happened, and the earliest times it did."""
+
+    n: int = 0
+    times: list[int] = field(default_factory=list)
+    last: int = 0
+
+    def add(self, ts: int) -> None:
+        self.n += 1
+        times = self.times
+        if len(times) < TALLY_TIMES or ts < times[-1]:
+            bisect.insort(times, ts)
+            if len(times) > TALLY_TIMES:
+                times.pop()
+        if ts > self.last:
+            self.last = ts
+
+    def time_of(self, k: int) -> int | None:
+        """Event time at which the count reached ``k`` (None if it has not)."""
+        if self.n < k:
+            return None
+        return self.times[k - 1] if k <= len(self.times) else self.last
+
+    def merge(self, other: Tally) -> None:
+        self.n += other.n
+        self.times = sorted(self.times + other.times)[:TALLY_TIMES]
+        self.last = max(self.last, other.last)
+
+    def copy(self) -> Tally:
+        return Tally(self.n, list(self.times), self.last)
+
+    def dump(self) -> list[Any]:
+        return [self.n, self.times, self.last]
+
+    @classmethod
+    def load(cls, raw: list[Any]) -> Tally:
+        return cls(raw[0], list(raw[1]), raw[2])
+
+
+def _dump_tallies(d: dict[str, Tally]) -> dict[str, list[Any]]:
+    return {k: t.dump() for k, t in d.items()}
+
+
+def _load_tallies(d: dict[str, list[Any]]) -> dict[str, Tally]:
+    return {k: Tally.load(v) for k, v in d.items()}
+
+
+#: A trait value with the event time that set it: ``[value, ts]``.
+Traits = dict[str, list[Any]]
+
+
+def set_traits(traits: Traits, new: dict[str, Any], ts: int) -> bool:
+    """Latest event time wins, per key. Returns True if anything changed."""
+    changed = False
+    for key, value in new.items():
+        old = traits.get(key)
+        if old is None or ts > old[1] or (ts == old[1] and repr(value) > repr(old[0])):
+            if old is None or old[0] != value:
+                changed = True
+            traits[key] = [value, ts]
+    return changed
+
+
+def trait(traits: Traits, key: str) -> Any:
+    entry = traits.get(key)
+    return None if entry is None else entry[0]
+
+
+@dataclass(slots=True)
+class UserState:
+    user_id: str
+    traits: Traits = field(default_factory=dict)
+    first_seen: int | None = None
+    last_seen: int | None = None
+    events: dict[str, Tally] = field(default_factory=dict)
+    wheres: dict[str, Tally] = field(default_factory=dict)
+    #: event -> property key -> canonical value -> tally; a key mapped to None
+    #: had too many distinct values and is no longer retained.
+    props: dict[str, dict[str, dict[str, Tally] | None]] = field(default_factory=dict)
+    reached: dict[str, int] = field(default_factory=dict)
+    rate: float = 0.0
+    activated_at: int | None = None
+
+    @property
+    def role(self) -> str | None:
+        return trait(self.traits, "role")
+
+    def seen(self, ts: int) -> None:
+        if self.first_seen is None or ts < self.first_seen:
+            self.first_seen = ts
+        if self.last_seen is None or ts > self.last_seen:
+            self.last_seen = ts
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "t": self.traits,
+            "f": self.first_seen,
+            "l": self.last_seen,
+            "e": _dump_tallies(self.events),
+            "w": _dump_tallies(self.wheres),
+            "p": {
+                ev: {k: (None if vals is None else _dump_tallies(vals)) for k, vals in keys.items()}
+                for ev, keys in self.props.items()
+            },
+            "r": self.reached,
+            "rate": self.rate,
+            "a": self.activated_at,
+        }
+
+    @classmethod
+    def load(cls, user_id: str, d: dict[str, Any]) -> UserState:
+        return cls(
+            user_id=user_id,
+            traits=d["t"],
+            first_seen=d["f"],
+            last_seen=d["l"],
+            events=_load_tallies(d["e"]),
+            wheres=_load_tallies(d["w"]),
+            props={
+                ev: {k: (None if vals is None else _load_tallies(vals)) for k, vals in keys.items()}
+                for ev, keys in d["p"].items()
+            },
+            reached=d["r"],
+            rate=d["rate"],
+            activated_at=d["a"],
+        )
+
+
+@dataclass(slots=True)
+class AccountState:
+    account_id: str
+    criteria_version: int = 0
+    traits: Traits = field(default_factory=dict)
+    first_seen: int | None = None
+    last_seen: int | None = None
+    users: dict[str, UserState] = field(default_factory=dict)
+    #: Account-wide tallies (sums over users), kept incrementally.
+    events: dict[str, Tally] = field(default_factory=dict)
+    wheres: dict[str, Tally] = field(default_factory=dict)
+    reached: dict[str, int] = field(default_factory=dict)
+    rate: float = 0.0
+    activated_at: int | None = None
+    #: Idempotency: input lane -> [offset, batch index] of the last applied record.
+    applied: dict[str, list[int]] = field(default_factory=dict)
+    #: Recently seen messageIds -> event time, for duplicate suppression.
+    seen_ids: dict[str, int] = field(default_factory=dict)
+    #: Records rejected by a resource limit (counted, never silently dropped).
+    overflow: int = 0
+
+    def seen(self, ts: int) -> None:
+        if self.first_seen is None or ts < self.first_seen:
+            self.first_seen = ts
+        if self.last_seen is None or ts > self.last_seen:
+            self.last_seen = ts
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "v": self.criteria_version,
+            "t": self.traits,
+            "f": self.first_seen,
+            "l": self.last_seen,
+            "u": {uid: u.dump() for uid, u in self.users.items()},
+            "e": _dump_tallies(self.events),
+            "w": _dump_tallies(self.wheres),
+            "r": self.reached,
+            "rate": self.rate,
+            "a": self.activated_at,
+            "ap": self.applied,
+            "s": self.seen_ids,
+            "o": self.overflow,
+        }
+
+    @classmethod
+    def load(cls, account_id: str, d: dict[str, Any]) -> AccountState:
+        return cls(
+            account_id=account_id,
+            criteria_version=d["v"],
+            traits=d["t"],
+            first_seen=d["f"],
+            last_seen=d["l"],
+            users={uid: UserState.load(uid, u) for uid, u in d["u"].items()},
+            events=_load_tallies(d["e"]),
+            wheres=_load_tallies(d["w"]),
+            reached=d["r"],
+            rate=d["rate"],
+            activated_at=d["a"],
+            applied=d["ap"],
+            seen_ids=d["s"],
+            overflow=d.get("o", 0),
+        )
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.dump())
+
+    @classmethod
+    def from_bytes(cls, account_id: str, raw: bytes) -> AccountState:
+        return cls.load(account_id, orjson.loads(raw))

@@ -1,0 +1,74 @@
+"""What "how is this account doing" looks like: JSON views of the state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.core.activation import account_base_time, user_base_time
+from stream.core.criteria import Criteria
+from stream.core.state import AccountState, UserState, trait
+from stream.core.timeutil import to_iso
+
+#: A view lists at most this many users; the count is always complete.
+MAX_USERS_IN_VIEW = 200
+
+
+def _milestones(reached: dict[str, int], ids: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "reached": {mid: to_iso(reached[mid]) for mid in ids if mid in reached},
+        "missing": [mid for mid in ids if mid not in reached],
+    }
+
+
+def _tta(activated_at: int | None, base: int | None) -> float | None:
+    if activated_at is None or base is None:
+        return None
+    return max(0.0, (activated_at - base) / 1000)
+
+
+def user_view(state: AccountState, user: UserState, criteria: Criteria) -> dict[str, Any]:
+    ids = criteria.user_milestone_ids
+    return {
+        "account_id": state.account_id,
+        "user_id": user.user_id,
+        "criteria_version": state.criteria_version,
+        "role": user.role,
+        "activation_rate": user.rate,
+        "activated": user.activated_at is not None,
+        "activated_at": to_iso(user.activated_at),
+        "time_to_activate_seconds": _tta(user.activated_at, user_base_time(user)),
+        "milestones": _milestones(user.reached, ids),
+        "first_seen": to_iso(user.first_seen),
+        "last_seen": to_iso(user.last_seen),
+        "created_at": to_iso(trait(user.traits, "created_at")),
+        "event_counts": {name: t.n for name, t in sorted(user.events.items())},
+    }
+
+
+def account_view(state: AccountState, criteria: Criteria) -> dict[str, Any]:
+    ids = criteria.account_milestone_ids
+    users = sorted(state.users.values(), key=lambda u: (-u.rate, u.user_id))
+    activated_users = sum(1 for u in state.users.values() if u.activated_at is not None)
+    return {
+        "account_id": state.account_id,
+        "criteria_version": state.criteria_version,
+        "activation_rate": state.rate,
+        "activated": state.activated_at is not None,
+        "activated_at": to_iso(state.activated_at),
+        "time_to_activate_seconds": _tta(state.activated_at, account_base_time(state)),
+        "milestones": _milestones(state.reached, ids),
+        "traits": {k: v[0] for k, v in sorted(state.traits.items()) if k != "created_at"},
+        "created_at": to_iso(trait(state.traits, "created_at")),
+        "first_seen": to_iso(state.first_seen),
+        "last_seen": to_iso(state.last_seen),
+        "users": {
+            "known": len(state.users),
+            "activated": activated_users,
+            "mean_activation_rate": round(sum(u.rate for u in users) / len(users), 6) if users else 0.0,
+            "top": [
+                {"user_id": u.user_id, "activation_rate": u.rate, "role": u.role}
+                for u in users[:MAX_USERS_IN_VIEW]
+            ],
+        },
+        "rejected_over_limits": state.overflow,
+    }
