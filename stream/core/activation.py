@@ -20,8 +20,10 @@ from stream.core.state import (
     MAX_PROPERTY_KEYS,
     MAX_PROPERTY_VALUES,
     AccountState,
+    Member,
     Tally,
     UserState,
+    is_applied,
     set_traits,
     trait,
 )
@@ -33,10 +35,10 @@ Record = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class ActivationLimits:
     #: A repeated messageId is counted once if seen again within this much event
-    #: time (relative to the account's latest event) ...
+    #: time (relative to the user's latest event) ...
     dedupe_window_ms: int = MS_PER_DAY
-    #: ... and while it is among the last ``dedupe_max_ids`` ids of the account.
-    dedupe_max_ids: int = 20_000
+    #: ... and while it is among the last ``dedupe_max_ids`` ids of the user.
+    dedupe_max_ids: int = 5_000
     #: Users kept in detail per account; calls for further users are rejected
     #: with reason ``limit_exceeded`` (counted in the account's ``overflow``).
     max_users_per_account: int = 10_000
@@ -119,7 +121,7 @@ def _account_tally(state: AccountState, event: str, where: Where, sig: str) -> T
     return state.wheres.get(sig)
 
 
-def ensure_where_tallies(state: AccountState, criteria: Criteria) -> None:
+def ensure_where_tallies(state: AccountState, users: dict[str, UserState], criteria: Criteria) -> None:
     """Give every ``where`` signature of ``criteria`` a tally, estimated from the
     retained properties when it was not tracked before (new criteria)."""
     wanted = {sig for pairs in criteria.index.wheres_by_event.values() for sig, _ in pairs}
@@ -127,14 +129,15 @@ def ensure_where_tallies(state: AccountState, criteria: Criteria) -> None:
     # brings it back its tally must be re-estimated, not resumed with a gap.
     for stale in [sig for sig in state.wheres if sig not in wanted]:
         del state.wheres[stale]
-        for user in state.users.values():
-            user.wheres.pop(stale, None)
+    for user in users.values():
+        for stale in [sig for sig in user.wheres if sig not in wanted]:
+            del user.wheres[stale]
     for event, pairs in criteria.index.wheres_by_event.items():
         for sig, where in pairs:
             if sig in state.wheres:
                 continue
             total = Tally()
-            for user in state.users.values():
+            for user in users.values():
                 t = user.wheres.get(sig)
                 if t is None:
                     t = user.wheres[sig] = estimate_where(user, event, where)
@@ -162,11 +165,11 @@ def _account_rule(state: AccountState, m: AccountMilestone) -> int | None:
     assert m.user_milestone is not None
     population = 0
     times: list[int] = []
-    for user in state.users.values():
-        if m.role is not None and user.role != m.role:
+    for member in state.members.values():
+        if m.role is not None and member.role != m.role:
             continue
         population += 1
-        at = user.reached.get(m.user_milestone)
+        at = member.reached.get(m.user_milestone)
         if at is not None:
             times.append(at)
     if m.min_users is not None:
@@ -280,8 +283,7 @@ def account_base_time(state: AccountState) -> int | None:
 
 def _reevaluate_user(
     state: AccountState, user: UserState, criteria: Criteria, reason: str, cause: str, event_time: int
-) -> tuple[list[Record], bool]:
-    """Returns the records and whether the user's reached set changed."""
+) -> list[Record]:
     ids = criteria.user_milestone_ids
     new_reached = evaluate_user(user, criteria)
     new_rate = rate_of(new_reached, ids)
@@ -303,9 +305,8 @@ def _reevaluate_user(
         cause=cause,
         event_time=event_time,
     )
-    changed = new_reached != user.reached
     user.reached, user.rate, user.activated_at = new_reached, new_rate, new_activated
-    return records, changed
+    return records
 
 
 def _reevaluate_account(
@@ -343,116 +344,142 @@ def new_account(account_id: str, criteria: Criteria) -> AccountState:
     return AccountState(account_id=account_id, criteria_version=criteria.version)
 
 
-def _is_duplicate_id(state: AccountState, message_id: str, ts: int, limits: ActivationLimits) -> bool:
-    seen = state.seen_ids
+def new_user(account_id: str, user_id: str) -> UserState:
+    return UserState(account_id=account_id, user_id=user_id)
+
+
+def _is_duplicate_id(user: UserState, message_id: str, ts: int, limits: ActivationLimits) -> bool:
+    seen = user.seen_ids
     if message_id in seen:
         return True
     seen[message_id] = ts
     if len(seen) > limits.dedupe_max_ids:
-        horizon = (state.last_seen or ts) - limits.dedupe_window_ms
+        horizon = (user.last_seen or ts) - limits.dedupe_window_ms
         keep = sorted(((t, m) for m, t in seen.items() if t >= horizon), reverse=True)
         keep = keep[: int(limits.dedupe_max_ids * 0.9)]
-        state.seen_ids = {m: t for t, m in keep}
+        user.seen_ids = {m: t for t, m in keep}
     return False
 
 
-def apply_envelope(
-    state: AccountState, env: Envelope, criteria: Criteria, limits: ActivationLimits | None = None
-) -> Outcome:
-    """Apply one call to its account's state (in place)."""
-    limits = limits or ActivationLimits()
-    mark = state.applied.get(env.lane)
-    if mark is not None and (env.offset, env.index) <= (mark[0], mark[1]):
-        return Outcome("duplicate", [])
-    state.applied[env.lane] = [env.offset, env.index]
-    if env.message_id is not None and _is_duplicate_id(state, f"{env.kind}:{env.message_id}", env.ts, limits):
-        return Outcome("duplicate", [])
+def _sync_member(state: AccountState, user: UserState) -> bool:
+    """Copy what account rules need from the user; True if it changed."""
+    member = state.members.get(user.user_id)
+    fresh = Member(user.role, dict(user.reached), user.activated_at is not None, user.rate)
+    if member == fresh:
+        return False
+    state.members[user.user_id] = fresh
+    return True
 
-    user = state.users.get(env.user_id)
-    is_new_user = user is None
-    if user is None:
-        if len(state.users) >= limits.max_users_per_account:
+
+def apply_envelope(
+    state: AccountState,
+    user: UserState,
+    env: Envelope,
+    criteria: Criteria,
+    limits: ActivationLimits | None = None,
+) -> Outcome:
+    """Apply one call to its account's and its user's state (in place).
+
+    The user half and the account half are each skipped when their own
+    idempotency mark shows them applied, so a replay after a crash between the
+    two writes completes the missing half and never doubles the other.
+    """
+    limits = limits or ActivationLimits()
+    user_done = is_applied(user.applied, env.lane, env.offset, env.index)
+    account_done = is_applied(state.applied, env.lane, env.offset, env.index)
+    if user_done and account_done:
+        return Outcome("duplicate", [])
+    if not user_done and env.message_id is not None:
+        if _is_duplicate_id(user, f"{env.kind}:{env.message_id}", env.ts, limits):
+            return Outcome("duplicate", [])
+    if env.user_id not in state.members and len(state.members) >= limits.max_users_per_account:
+        if not account_done:
             state.overflow += 1
-            return Outcome("rejected", [], "limit_exceeded")
-        user = state.users[env.user_id] = UserState(env.user_id)
+        return Outcome("rejected", [], "limit_exceeded")
+
     cause, ts = env.cause, env.ts
     records: list[Record] = []
-    account_dirty = is_new_user and any(m.min_share is not None for m in criteria.account_milestones)
+    is_new_member = env.user_id not in state.members
+    account_dirty = False
 
     if env.kind == "track":
         assert env.event is not None
-        user.seen(ts)
-        state.seen(ts)
         event = env.event
-        if event not in user.events and len(user.events) >= limits.max_event_names_per_user:
-            state.overflow += 1
-        else:
-            _tally_track(state, user, event, env.props, ts, criteria)
-            if event in criteria.index.user_by_event:
-                user_records, changed = _reevaluate_user(state, user, criteria, "event", cause, ts)
-                records += user_records
-                account_dirty = account_dirty or changed
-            if event in criteria.index.account_by_event:
-                account_dirty = True
+        tracked = event in user.events or len(user.events) < limits.max_event_names_per_user
+        if not user_done:
+            user.seen(ts)
+            if tracked:
+                _tally_track(user.events, user.wheres, event, env.props, ts, criteria)
+                if env.props:
+                    _retain_props(user, event, env.props, ts)
+                if event in criteria.index.user_by_event:
+                    records += _reevaluate_user(state, user, criteria, "event", cause, ts)
+        if not account_done:
+            state.seen(ts)
+            if tracked:
+                _tally_track(state.events, state.wheres, event, env.props, ts, criteria)
+                account_dirty = event in criteria.index.account_by_event
     elif env.kind == "group":
-        state.seen(ts)
-        if set_traits(state.traits, env.traits, ts) and "created_at" in env.traits:
-            account_dirty = True  # the time-to-activate base moved
-    elif env.kind in ("identify", "traits"):
-        old_role = user.role
+        if not account_done:
+            state.seen(ts)
+            if set_traits(state.traits, env.traits, ts) and "created_at" in env.traits:
+                account_dirty = True  # the time-to-activate base moved
+    elif env.kind in ("identify", "traits") and not user_done:
         if env.kind == "identify":
             set_traits(user.traits, env.traits, ts)
         else:  # replayed by the directory: each trait carries its own time
             for key, (value, at) in env.traits.items():
                 set_traits(user.traits, {key: value}, at)
-        if user.role != old_role and any(m.role is not None for m in criteria.account_milestones):
+        if "created_at" in env.traits:
+            records += _reevaluate_user(state, user, criteria, "event", cause, ts)
+
+    if not account_done:
+        if _sync_member(state, user):
             account_dirty = True
-    if account_dirty:
-        records += _reevaluate_account(state, criteria, "event", cause, ts)
+        if is_new_member and any(m.min_share is not None for m in criteria.account_milestones):
+            account_dirty = True
+        if account_dirty:
+            records += _reevaluate_account(state, criteria, "event", cause, ts)
     return Outcome("applied", records)
 
 
 def _tally_track(
-    state: AccountState, user: UserState, event: str, props: dict[str, Any], ts: int, criteria: Criteria
+    events: dict[str, Tally], wheres: dict[str, Tally], event: str, props: dict[str, Any], ts: int, criteria: Criteria
 ) -> None:
-    for target in (user.events, state.events):
-        tally = target.get(event)
-        if tally is None:
-            tally = target[event] = Tally()
-        tally.add(ts)
+    tally = events.get(event)
+    if tally is None:
+        tally = events[event] = Tally()
+    tally.add(ts)
     for sig, where in criteria.index.wheres_by_event.get(event, ()):
         if _matches(props, where):
-            for target in (user.wheres, state.wheres):
-                tally = target.get(sig)
-                if tally is None:
-                    tally = target[sig] = Tally()
-                tally.add(ts)
-    if props:
-        _retain_props(user, event, props, ts)
+            tally = wheres.get(sig)
+            if tally is None:
+                tally = wheres[sig] = Tally()
+            tally.add(ts)
 
 
-def recompute(state: AccountState, criteria: Criteria, at_ms: int) -> list[Record]:
+def recompute(state: AccountState, users: dict[str, UserState], criteria: Criteria, at_ms: int) -> list[Record]:
     """Re-evaluate the account and all its users under (new) ``criteria``.
 
     The living baseline: a milestone added today counts for users who did it
     last month, because evaluation reads the retained tallies.
     """
     cause = f"criteria:{criteria.version}"
-    ensure_where_tallies(state, criteria)
+    ensure_where_tallies(state, users, criteria)
     records: list[Record] = []
-    for user in state.users.values():
-        user_records, _ = _reevaluate_user(state, user, criteria, "criteria_changed", cause, at_ms)
-        records += user_records
+    for user in users.values():
+        records += _reevaluate_user(state, user, criteria, "criteria_changed", cause, at_ms)
+        _sync_member(state, user)
     records += _reevaluate_account(state, criteria, "criteria_changed", cause, at_ms)
     state.criteria_version = criteria.version
     return records
 
 
-def rebuild_account_tallies(state: AccountState) -> tuple[dict[str, Tally], dict[str, Tally]]:
+def rebuild_account_tallies(users: dict[str, UserState]) -> tuple[dict[str, Tally], dict[str, Tally]]:
     """Account-wide tallies recomputed from the users (the incremental ones must equal these)."""
     events: dict[str, Tally] = {}
     wheres: dict[str, Tally] = {}
-    for user in state.users.values():
+    for user in users.values():
         for src, dst in ((user.events, events), (user.wheres, wheres)):
             for key, tally in src.items():
                 dst.setdefault(key, Tally()).merge(tally)
@@ -473,6 +500,7 @@ __all__ = [
     "evaluate_account",
     "evaluate_user",
     "new_account",
+    "new_user",
     "recompute",
     "record_id",
 ]

@@ -1,8 +1,10 @@
-"""Per-account state: the account, its users, their retained event counts.
+"""Per-account and per-user state: retained event counts and activation.
 
-Everything an account needs lives in one value so a single table write is
-atomic for the account, its users and its idempotency marks (the highest applied
-input offsets). State is built from facts that do not depend on arrival order:
+An account record holds the account-wide tallies and, per member, just what
+account rules need (role, milestones reached); each user's detail is a record
+of its own. Each record carries its own idempotency marks (the highest applied
+input offsets per lane), so the two writes an event causes need not be atomic:
+a replay re-applies exactly the half that was lost. State is built from facts that do not depend on arrival order:
 counts, the smallest event times, and per-key "latest event time wins" traits;
 so the same set of events gives the same state in any order.
 """
@@ -94,8 +96,24 @@ def trait(traits: Traits, key: str) -> Any:
     return None if entry is None else entry[0]
 
 
+def is_applied(marks: dict[str, list[int]], lane: str, offset: int, index: int) -> bool:
+    """True if (offset, index) of ``lane`` is at or below the mark; else advance it."""
+    mark = marks.get(lane)
+    if mark is not None and (offset, index) <= (mark[0], mark[1]):
+        return True
+    marks[lane] = [offset, index]
+    return False
+
+
 @dataclass(slots=True)
 class UserState:
+    """One user of one account: retained tallies and the user's activation.
+
+    Stored under its own key so an event costs a small write, not a rewrite of
+    the whole account. Carries its own idempotency marks and recent messageIds.
+    """
+
+    account_id: str
     user_id: str
     traits: Traits = field(default_factory=dict)
     first_seen: int | None = None
@@ -108,6 +126,9 @@ class UserState:
     reached: dict[str, int] = field(default_factory=dict)
     rate: float = 0.0
     activated_at: int | None = None
+    applied: dict[str, list[int]] = field(default_factory=dict)
+    #: Recently seen messageIds -> event time, for duplicate suppression.
+    seen_ids: dict[str, int] = field(default_factory=dict)
 
     @property
     def role(self) -> str | None:
@@ -133,11 +154,14 @@ class UserState:
             "r": self.reached,
             "rate": self.rate,
             "a": self.activated_at,
+            "ap": self.applied,
+            "s": self.seen_ids,
         }
 
     @classmethod
-    def load(cls, user_id: str, d: dict[str, Any]) -> UserState:
+    def load(cls, account_id: str, user_id: str, d: dict[str, Any]) -> UserState:
         return cls(
+            account_id=account_id,
             user_id=user_id,
             traits=d["t"],
             first_seen=d["f"],
@@ -151,7 +175,26 @@ class UserState:
             reached=d["r"],
             rate=d["rate"],
             activated_at=d["a"],
+            applied=d["ap"],
+            seen_ids=d["s"],
         )
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.dump())
+
+    @classmethod
+    def from_bytes(cls, account_id: str, user_id: str, raw: bytes) -> UserState:
+        return cls.load(account_id, user_id, orjson.loads(raw))
+
+
+@dataclass(slots=True)
+class Member:
+    """What the account needs to know of a user to evaluate account rules."""
+
+    role: str | None = None
+    reached: dict[str, int] = field(default_factory=dict)
+    activated: bool = False
+    rate: float = 0.0
 
 
 @dataclass(slots=True)
@@ -161,7 +204,7 @@ class AccountState:
     traits: Traits = field(default_factory=dict)
     first_seen: int | None = None
     last_seen: int | None = None
-    users: dict[str, UserState] = field(default_factory=dict)
+    members: dict[str, Member] = field(default_factory=dict)
     #: Account-wide tallies (sums over users), kept incrementally.
     events: dict[str, Tally] = field(default_factory=dict)
     wheres: dict[str, Tally] = field(default_factory=dict)
@@ -170,9 +213,7 @@ class AccountState:
     activated_at: int | None = None
     #: Idempotency: input lane -> [offset, batch index] of the last applied record.
     applied: dict[str, list[int]] = field(default_factory=dict)
-    #: Recently seen messageIds -> event time, for duplicate suppression.
-    seen_ids: dict[str, int] = field(default_factory=dict)
-    #: Records rejected by a resource limit (counted, never silently dropped).
+    #: Calls rejected by a resource limit (counted, and sent to the DLQ).
     overflow: int = 0
 
     def seen(self, ts: int) -> None:
@@ -187,14 +228,13 @@ class AccountState:
             "t": self.traits,
             "f": self.first_seen,
             "l": self.last_seen,
-            "u": {uid: u.dump() for uid, u in self.users.items()},
+            "m": {uid: [m.role, m.reached, m.activated, m.rate] for uid, m in self.members.items()},
             "e": _dump_tallies(self.events),
             "w": _dump_tallies(self.wheres),
             "r": self.reached,
             "rate": self.rate,
             "a": self.activated_at,
             "ap": self.applied,
-            "s": self.seen_ids,
             "o": self.overflow,
         }
 
@@ -206,15 +246,14 @@ class AccountState:
             traits=d["t"],
             first_seen=d["f"],
             last_seen=d["l"],
-            users={uid: UserState.load(uid, u) for uid, u in d["u"].items()},
+            members={uid: Member(m[0], m[1], m[2], m[3]) for uid, m in d["m"].items()},
             events=_load_tallies(d["e"]),
             wheres=_load_tallies(d["w"]),
             reached=d["r"],
             rate=d["rate"],
             activated_at=d["a"],
             applied=d["ap"],
-            seen_ids=d["s"],
-            overflow=d.get("o", 0),
+            overflow=d["o"],
         )
 
     def to_bytes(self) -> bytes:

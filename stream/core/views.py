@@ -47,8 +47,8 @@ def user_view(state: AccountState, user: UserState, criteria: Criteria) -> dict[
 
 def account_view(state: AccountState, criteria: Criteria) -> dict[str, Any]:
     ids = criteria.account_milestone_ids
-    users = sorted(state.users.values(), key=lambda u: (-u.rate, u.user_id))
-    activated_users = sum(1 for u in state.users.values() if u.activated_at is not None)
+    members = sorted(state.members.items(), key=lambda kv: (-kv[1].rate, kv[0]))
+    activated_users = sum(1 for _, m in members if m.activated)
     return {
         "account_id": state.account_id,
         "criteria_version": state.criteria_version,
@@ -62,12 +62,12 @@ def account_view(state: AccountState, criteria: Criteria) -> dict[str, Any]:
         "first_seen": to_iso(state.first_seen),
         "last_seen": to_iso(state.last_seen),
         "users": {
-            "known": len(state.users),
+            "known": len(members),
             "activated": activated_users,
-            "mean_activation_rate": round(sum(u.rate for u in users) / len(users), 6) if users else 0.0,
+            "mean_activation_rate": round(sum(m.rate for _, m in members) / len(members), 6) if members else 0.0,
             "top": [
-                {"user_id": u.user_id, "activation_rate": u.rate, "role": u.role}
-                for u in users[:MAX_USERS_IN_VIEW]
+                {"user_id": uid, "activation_rate": m.rate, "role": m.role, "activated": m.activated}
+                for uid, m in members[:MAX_USERS_IN_VIEW]
             ],
         },
         "rejected_over_limits": state.overflow,

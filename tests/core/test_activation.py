@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import copy
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.core.activation import rebuild_account_tallies
+from stream.core.criteria import parse_criteria
+from stream.core.replay import OfflinePipeline
+from stream.core.state import AccountState, UserState
+from tests.conftest import ROOT
+from tests.core.helpers import group, identify, snapshot, track
+
+DOC = yaml.safe_load((ROOT / "deploy" / "criteria.yaml").read_text())
+
+
+def seed_scenario(criteria) -> OfflinePipeline:
+    """Seed 000/004: users connect a source, create and share reports; the
+    account reaches team milestones by min_users, min_share and role rules."""
+    p = OfflinePipeline(criteria)
+    msgs = [group(f"u{i}", "acme", i, plan="trial", createdAt="2026-09-30T00:00:00Z") for i in range(5)]
+    msgs += [identify("u0", 10, role="Executive"), identify("u1", 10, role="manager")]
+    n = 0
+    for i in range(3):  # three users create reports -> team_reporting (min_users 3)
+        msgs.append(track(f"c{i}", f"u{i}", "acme", "Data Source Connected", 100 + i))
+        msgs.append(track(f"r{i}", f"u{i}", "acme", "Report Created", 200 + i))
+        n += 1
+    # two of five users share by email -> 40% >= 30% (wide_sharing); slack does not count
+    msgs.append(track("s0", "u0", "acme", "Report Shared", 300, channel="email"))
+    msgs.append(track("s1", "u1", None, "Report Shared", 301, channel="email"))  # account from group call
+    msgs.append(track("s2", "u2", "acme", "Report Shared", 302, channel="slack"))
+    for i in range(3):
+        msgs.append(track(f"t{i}", "u0", "acme", "Teammate Invited", 400 + i))
+    p.feed_all(msgs)
+    return p
+
+
+def test_seed_scenario(criteria):
+    p = seed_scenario(criteria)
+    acme = p.accounts["acme"]
+    assert set(acme.reached) == {"team_invited", "team_reporting", "wide_sharing", "exec_sees_value"}
+    assert acme.rate == 0.8 and acme.activated_at is None
+    u0 = p.users[("acme", "u0")]
+    assert u0.rate == 1.0 and u0.activated_at is not None
+    assert p.users[("acme", "u2")].reached.keys() == {"source_connected", "report_created"}
+    assert p.users[("acme", "u1")].reached.keys() == {"source_connected", "report_created", "report_shared"}
+    kinds = [(r["kind"], r["level"], r["milestone"]) for r in p.records]
+    assert ("milestone_reached", "account", "team_reporting") in kinds
+    assert ("activated", "user", None) in kinds
+    assert not p.rejections
+    # the flagship completes the account: activated, with a time-to-activate from the contract start
+    p.feed(track("ai", "u3", "acme", "AI Edit Applied", 500), offset=100)
+    assert acme.rate == 1.0 and acme.activated_at is not None
+    activated = [r for r in p.records if r["kind"] == "activated" and r["level"] == "account"]
+    assert len(activated) == 1
+    assert activated[0]["time_to_activate_seconds"] == (24 * 60 + 500) * 60
+    assert activated[0]["missing"] == [] and activated[0]["old_rate"] == 0.8
+
+
+def test_exec_rule_needs_the_role(criteria):
+    p = OfflinePipeline(criteria)
+    p.feed_all([group("u", "a", 0), track("r", "u", "a", "Report Created", 1)])
+    assert "exec_sees_value" not in p.accounts["a"].reached
+    p.feed(identify("u", 2, role="executive"), offset=10)
+    assert "exec_sees_value" in p.accounts["a"].reached
+
+
+def test_where_filter_and_min_count(criteria):
+    doc = copy.deepcopy(DOC)
+    doc["user_milestones"][1]["min_count"] = 2
+    c = parse_criteria(doc)
+    p = OfflinePipeline(c)
+    p.feed_all([track("a", "u", "acc", "Report Created", 5), track("b", "u", "acc", "Report Shared", 6, channel="x")])
+    u = p.users[("acc", "u")]
+    assert "report_created" not in u.reached and "report_shared" not in u.reached
+    p.feed(track("c", "u", "acc", "Report Created", 3), offset=5)  # earlier event time
+    assert u.reached["report_created"] == u.events["Report Created"].times[1]
+
+
+def test_replay_and_retried_message_ids_count_once(criteria):
+    p = seed_scenario(criteria)
+    before = snapshot(p)
+    records = len(p.records)
+    # same offsets again (a restarted worker re-reading from its last commit)
+    p.feed(track("r0", "u0", "acme", "Report Created", 200), offset=8)
+    # a producer retry: same messageId at a new offset
+    p.feed(track("r0", "u0", "acme", "Report Created", 200), offset=1000)
+    assert snapshot(p) == before
+    assert len(p.records) == records
+    assert p.users[("acme", "u0")].events["Report Created"].n == 1
+
+
+def test_track_without_known_account_is_rejected(criteria):
+    p = OfflinePipeline(criteria)
+    p.feed(track("x", "stranger", None, "Report Created", 1))
+    assert [r.reason for r in p.rejections] == ["no_account"]
+    assert p.rejections[0].raw.startswith(b'{"type":"track"')
+
+
+def test_user_limit_rejects_not_drops(criteria):
+    from stream.core.activation import ActivationLimits
+
+    p = OfflinePipeline(criteria, limits=ActivationLimits(max_users_per_account=2))
+    p.feed_all([track(f"m{i}", f"u{i}", "a", "Logged In", i) for i in range(3)])
+    assert len(p.accounts["a"].members) == 2
+    assert [r.reason for r in p.rejections] == ["limit_exceeded"]
+    assert p.accounts["a"].overflow == 1
+
+
+def test_criteria_change_adds_milestone_retroactively(criteria):
+    p = seed_scenario(criteria)
+    p.feed(track("ai", "u3", "acme", "AI Edit Applied", 500), offset=100)
+    assert p.accounts["acme"].activated_at is not None
+    doc = copy.deepcopy(DOC)
+    doc["version"] = 4
+    # new flagship the account never used, and a user milestone u0 did last month
+    doc["account_milestones"].append({"id": "branding", "event": "Brand Kit Applied", "flagship": True})
+    doc["user_milestones"].append({"id": "inviter", "event": "Teammate Invited"})
+    out = p.change_criteria(parse_criteria(doc), at_ms=1_800_000_000_000)
+    assert all(r["criteria_version"] == 4 and r["reason"] == "criteria_changed" for r in out)
+    u0 = [r for r in out if r["user_id"] == "u0"]
+    assert ("milestone_reached", "inviter") in [(r["kind"], r["milestone"]) for r in u0]
+    acct = [r["kind"] for r in out if r["level"] == "account"]
+    assert acct == ["activation_changed", "deactivated"]
+    assert p.accounts["acme"].rate == round(5 / 6, 6)
+    assert p.accounts["acme"].criteria_version == 4
+
+
+def test_new_where_filter_counts_past_events(criteria):
+    doc = copy.deepcopy(DOC)
+    doc["user_milestones"][2]["where"] = {"channel": "slack"}
+    doc["version"] = 4
+    p = seed_scenario(criteria)
+    p.change_criteria(parse_criteria(doc), at_ms=0)
+    assert "report_shared" in p.users[("acme", "u2")].reached
+    assert "report_shared" not in p.users[("acme", "u0")].reached
+
+
+def test_state_roundtrips_through_bytes(criteria):
+    p = seed_scenario(criteria)
+    for a, s in p.accounts.items():
+        assert AccountState.from_bytes(a, s.to_bytes()) == s
+    for (a, u), s in p.users.items():
+        assert UserState.from_bytes(a, u, s.to_bytes()) == s
+
+
+# ------------------------------------------------------------- properties
+
+USERS = [("A", "a0"), ("A", "a1"), ("A", "a2"), ("B", "b0"), ("B", "b1")]
+EVENTS = ["Data Source Connected", "Report Created", "Report Shared", "Teammate Invited", "AI Edit Applied",
+          "Logged In"]
+
+calls = st.lists(
+    st.tuples(
+        st.sampled_from(USERS),
+        st.sampled_from(EVENTS),
+        st.sampled_from(["email", "slack"]),
+        st.integers(min_value=0, max_value=50_000),
+    ),
+    max_size=60,
+)
+roles = st.lists(st.tuples(st.sampled_from(USERS), st.sampled_from(["executive", "member"])), max_size=4)
+
+
+def build(events, role_calls) -> tuple[list[bytes], list[bytes]]:
+    setup = [group(u, a, 0) for a, u in USERS]
+    body = [identify(u, 10 + i, role=r) for i, ((_a, u), r) in enumerate(role_calls)]
+    for i, ((a, u), name, channel, minute) in enumerate(events):
+        body.append(track(f"m{i}", u, a, name, 60 + minute, channel=channel))
+    return setup, body
+
+
+def run(criteria, setup, body) -> OfflinePipeline:
+    p = OfflinePipeline(criteria)
+    p.feed_all(setup + body)
+    return p
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls, roles)
+def test_rates_are_in_unit_interval(criteria, events, role_calls):
+    p = run(criteria, *build(events, role_calls))
+    for s in list(p.accounts.values()) + list(p.users.values()):
+        assert 0.0 <= s.rate <= 1.0
+        assert (s.activated_at is not None) == (s.rate >= criteria.activation_threshold)
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls, roles, st.randoms(use_true_random=False))
+def test_order_of_events_does_not_change_final_state(criteria, events, role_calls, rnd):
+    setup, body = build(events, role_calls)
+    shuffled = list(body)
+    rnd.shuffle(shuffled)
+    assert snapshot(run(criteria, setup, body)) == snapshot(run(criteria, setup, shuffled))
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls, roles)
+def test_recompute_from_counts_equals_incremental(criteria, events, role_calls):
+    setup, body = build(events, role_calls)
+    old_doc = copy.deepcopy(DOC)
+    old_doc["version"] = 2
+    old_doc["user_milestones"] = [m for m in old_doc["user_milestones"] if m["id"] != "report_shared"]
+    old_doc["account_milestones"] = [m for m in old_doc["account_milestones"] if m["id"] != "wide_sharing"]
+    migrated = run(parse_criteria(old_doc), setup, body)
+    migrated.change_criteria(criteria, at_ms=0)
+    direct = run(criteria, setup, body)
+    assert snapshot(migrated) == snapshot(direct)
+
+
+@settings(max_examples=40, deadline=None)
+@given(calls, roles)
+def test_account_tallies_equal_sum_of_users(criteria, events, role_calls):
+    p = run(criteria, *build(events, role_calls))
+    for a, s in p.accounts.items():
+        users = {u: us for (aa, u), us in p.users.items() if aa == a}
+        events_sum, wheres_sum = rebuild_account_tallies(users)
+        assert {k: t.dump() for k, t in s.events.items()} == {k: t.dump() for k, t in events_sum.items()}
+        assert {k: t.dump() for k, t in s.wheres.items()} == {k: t.dump() for k, t in wheres_sum.items()}
+
+
+def test_share_rule_follows_team_growth(criteria):
+    """min_share is relative to the account's known users: a team that grows
+    past its sharers loses the milestone (and says so), rather than keeping a
+    stale one."""
+    p = OfflinePipeline(criteria)
+    p.feed_all([group(f"u{i}", "a", i) for i in range(3)] + [track("s", "u0", "a", "Report Shared", 9, channel="email")])
+    assert "wide_sharing" in p.accounts["a"].reached  # 1 of 3 >= 30%
+    p.feed(group("u3", "a", 20), offset=10)
+    p.feed(group("u4", "a", 21), offset=11)
+    assert "wide_sharing" not in p.accounts["a"].reached  # 1 of 5 < 30%
+    last = [r for r in p.records if r["level"] == "account"][-1]
+    assert (last["kind"], last["old_rate"], last["new_rate"]) == ("activation_changed", 0.2, 0.0)
+    assert "wide_sharing" in last["missing"]
