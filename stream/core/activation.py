@@ -399,7 +399,6 @@ def apply_envelope(
 
     cause, ts = env.cause, env.ts
     records: list[Record] = []
-    is_new_member = env.user_id not in state.members
     account_dirty = False
 
     if env.kind == "track":
@@ -434,9 +433,7 @@ def apply_envelope(
             records += _reevaluate_user(state, user, criteria, "event", cause, ts)
 
     if not account_done:
-        if _sync_member(state, user):
-            account_dirty = True
-        if is_new_member and any(m.min_share is not None for m in criteria.account_milestones):
+        if _sync_member(state, user):  # includes a new member (share rules)
             account_dirty = True
         if account_dirty:
             records += _reevaluate_account(state, criteria, "event", cause, ts)
