@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -27,7 +27,7 @@ class WorkloadSpec:
     max_users: int = 15
     days: int = 21
     seed: int = 7
-    start: datetime = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start: datetime = datetime(2026, 10, 1, tzinfo=UTC)
     #: Share of track calls that name no account (resolved from group calls).
     no_account_share: float = 0.05
     #: Logins per user per active day (the low-value, high-volume event).
@@ -44,7 +44,7 @@ class Call:
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Builder:

@@ -42,7 +42,10 @@ class Envelope:
         return self.message_id or f"{self.lane}@{self.offset}.{self.index}"
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
+        return orjson.dumps(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return (
             {
                 "k": self.kind,
                 "a": self.account_id,
@@ -61,7 +64,10 @@ class Envelope:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
-        d = orjson.loads(raw)
+        return cls.from_dict(orjson.loads(raw))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Envelope:
         return cls(
             kind=d["k"],
             account_id=d["a"],

@@ -44,18 +44,19 @@ class OfflinePipeline:
                 if target == TO_ACCOUNT:
                     self._apply(env)
                 else:
-                    self._directory(env, item.raw or b"")
+                    self._directory(env)
 
     def feed_all(self, values: Iterable[bytes]) -> None:
         """Feed values as one partition's consecutive offsets, keyed as producers would."""
         for offset, value in enumerate(values):
             self.feed(value, offset=offset)
 
-    def _directory(self, env: Envelope, raw: bytes) -> None:
+    def _directory(self, env: Envelope) -> None:
         entry = self.directory.setdefault(env.user_id, DirectoryEntry())
         outcome = apply_to_directory(entry, env, partition_for(env.user_id, self.partitions))
-        if outcome.rejected:
-            self.rejections.append(Rejection(outcome.rejected, "no group call names this user's account", raw))
+        for rejected in outcome.rejected:
+            value = rejected.raw.encode() if rejected.raw is not None else rejected.to_bytes()
+            self.rejections.append(Rejection("no_account", "no group call names this user's account", value))
         for fwd in outcome.forward:
             self._apply(fwd)
 

@@ -76,6 +76,8 @@ class DirectoryEntry:
     traits: Traits = field(default_factory=dict)
     #: input lane -> [offset, index] of the last call applied (idempotency)
     applied: dict[str, list[int]] = field(default_factory=dict)
+    #: Track calls that named no account, parked until a group call names one.
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     def latest_account(self) -> str | None:
         if not self.accounts:
@@ -83,26 +85,42 @@ class DirectoryEntry:
         return max(self.accounts.items(), key=lambda kv: (kv[1], kv[0]))[0]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"a": self.accounts, "t": self.traits, "ap": self.applied})
+        return orjson.dumps({"a": self.accounts, "t": self.traits, "ap": self.applied, "q": self.pending})
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> DirectoryEntry:
         if not raw:
             return cls()
         d: dict[str, Any] = orjson.loads(raw)
-        return cls(accounts=d["a"], traits=d["t"], applied=d["ap"])
+        return cls(accounts=d["a"], traits=d["t"], applied=d["ap"], pending=d.get("q", []))
+
+
+@dataclass(frozen=True, slots=True)
+class ParkingLimits:
+    """How long a call naming no account waits for the user's group call.
+
+    Calls on different input partitions race: a user's first track call can
+    arrive before the group call that names the account. Such calls wait (in
+    event time) instead of being rejected at once.
+    """
+
+    grace_ms: int = 3_600_000
+    max_parked_per_user: int = 100
 
 
 @dataclass(slots=True)
 class DirectoryOutcome:
     forward: list[Envelope]
-    #: Set when the call cannot reach any account (a DLQ reason).
-    rejected: str = ""
+    #: Calls that cannot reach any account (DLQ reason ``no_account``).
+    rejected: list[Envelope] = field(default_factory=list)
     duplicate: bool = False
 
 
-def apply_to_directory(entry: DirectoryEntry, env: Envelope, user_partition: int) -> DirectoryOutcome:
+def apply_to_directory(
+    entry: DirectoryEntry, env: Envelope, user_partition: int, parking: ParkingLimits | None = None
+) -> DirectoryOutcome:
     """Update the user's entry and say which account envelopes to send on."""
+    parking = parking or ParkingLimits()
     lane = user_lane(user_partition, env.lane)
     mark = entry.applied.get(env.lane)
     if mark is not None and (env.offset, env.index) <= (mark[0], mark[1]):
@@ -125,6 +143,7 @@ def apply_to_directory(entry: DirectoryEntry, env: Envelope, user_partition: int
             traits=env.traits if traits is None else traits,
         )
 
+    expired = _expire_parked(entry, env.ts, parking)
     if env.kind == "group":
         known = env.account_id in entry.accounts
         if not known or env.ts > entry.accounts[env.account_id]:
@@ -137,15 +156,37 @@ def apply_to_directory(entry: DirectoryEntry, env: Envelope, user_partition: int
             replay.ts = max(v[1] for v in entry.traits.values())
             replay.message_id = None
             out.append(replay)
-        return DirectoryOutcome(out)
+        for parked in entry.pending:
+            call = Envelope.from_dict(parked)
+            call.account_id = env.account_id
+            call.raw = None
+            out.append(call)
+        entry.pending = []
+        return DirectoryOutcome(out, rejected=expired)
     if env.kind == "identify":
         set_traits(entry.traits, env.traits, env.ts)
         if env.account_id and env.account_id not in entry.accounts:
             entry.accounts[env.account_id] = env.ts
-        return DirectoryOutcome([forward("identify", a) for a in sorted(entry.accounts)])
+        return DirectoryOutcome([forward("identify", a) for a in sorted(entry.accounts)], rejected=expired)
     if env.kind == "track":
         account = entry.latest_account()
-        if account is None:
-            return DirectoryOutcome([], rejected="no_account")
-        return DirectoryOutcome([forward("track", account)])
-    return DirectoryOutcome([], rejected="unsupported_type")
+        if account is not None:
+            return DirectoryOutcome([forward("track", account)], rejected=expired)
+        parked = forward("track", "")
+        parked.raw = env.raw
+        entry.pending.append(parked.to_dict())
+        if len(entry.pending) > parking.max_parked_per_user:
+            expired.append(Envelope.from_dict(entry.pending.pop(0)))
+        return DirectoryOutcome([], rejected=expired)
+    return DirectoryOutcome([], rejected=[*expired, env])
+
+
+def _expire_parked(entry: DirectoryEntry, now_ms: int, parking: ParkingLimits) -> list[Envelope]:
+    """Parked calls older than the grace period (in event time) give up."""
+    if not entry.pending:
+        return []
+    keep, expired = [], []
+    for parked in entry.pending:
+        (expired if parked["ts"] < now_ms - parking.grace_ms else keep).append(parked)
+    entry.pending = keep
+    return [Envelope.from_dict(p) for p in expired]

@@ -3,7 +3,7 @@ milliseconds since the epoch (UTC) taken from events or from an injected clock."
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 MS_PER_DAY = 86_400_000
 #: Events dated outside this range are rejected as ``bad_timestamp``: they are
@@ -29,7 +29,7 @@ def parse_timestamp_ms(value: object) -> int:
         text = text[:-1] + "+00:00"
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 
@@ -37,10 +37,10 @@ def to_iso(ms: int | None) -> str | None:
     """Format epoch milliseconds as an ISO-8601 UTC string (``...Z``)."""
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def utc_now_ms() -> int:
     """The wall clock, for the shell only (the core takes time as an argument)."""
-    return int(datetime.now(tz=timezone.utc).timestamp() * 1000)
+    return int(datetime.now(tz=UTC).timestamp() * 1000)

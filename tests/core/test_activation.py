@@ -92,11 +92,24 @@ def test_replay_and_retried_message_ids_count_once(criteria):
     assert p.users[("acme", "u0")].events["Report Created"].n == 1
 
 
-def test_track_without_known_account_is_rejected(criteria):
+def test_call_naming_no_account_waits_for_the_group_call(criteria):
+    """Calls on different partitions race: the user's group call may come later."""
     p = OfflinePipeline(criteria)
-    p.feed(track("x", "stranger", None, "Report Created", 1))
+    p.feed(track("x", "u", None, "Report Created", 1), offset=0)
+    assert not p.rejections and not p.accounts
+    p.feed(group("u", "acme", 30), offset=1)
+    assert "report_created" in p.users[("acme", "u")].reached
+    assert p.users[("acme", "u")].events["Report Created"].times == [p.users[("acme", "u")].reached["report_created"]]
+    assert not p.directory["u"].pending
+
+
+def test_call_naming_no_account_goes_to_dlq_after_grace(criteria):
+    p = OfflinePipeline(criteria)
+    p.feed(track("x", "stranger", None, "Report Created", 1), offset=0)
+    p.feed(track("y", "stranger", None, "Report Created", 2 * 60), offset=1)  # two hours later
     assert [r.reason for r in p.rejections] == ["no_account"]
-    assert p.rejections[0].raw.startswith(b'{"type":"track"')
+    assert p.rejections[0].raw.startswith(b'{"type":"track","messageId":"x"')
+    assert len(p.directory["stranger"].pending) == 1
 
 
 def test_user_limit_rejects_not_drops(criteria):

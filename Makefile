@@ -1,0 +1,41 @@
+# One task runner for people and CI. Every target bootstraps .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-core test-integration lint format typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/stream demo
+
+test: $(STAMP)
+	$(BIN)/ruff check stream tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+test-core: $(STAMP)
+	$(BIN)/pytest tests/core
+
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check stream tests
+	$(BIN)/ruff format --check stream tests
+
+format: $(STAMP)
+	$(BIN)/ruff format stream tests
+	$(BIN)/ruff check --fix stream tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) data .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,163 @@
+"""Configuration from the environment (every variable is listed in the README).
+
+Parsing is strict: a malformed value stops the process at start with the
+variable's name, instead of a worker running with a silently wrong setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from stream.core.activation import ActivationLimits
+from stream.core.errors import ConfigError
+from stream.core.segment import DecodeLimits
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CRITERIA = REPO_ROOT / "deploy" / "criteria.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    events: str = "product-events"
+    criteria: str = "activation-criteria"
+    changes: str = "activation-changes"
+    dlq: str = "product-events-dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """SASL/SSL settings, only ever read from the environment and never logged."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def confluent(self) -> dict[str, str]:
+        conf = {"security.protocol": self.protocol}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = self.ssl_cafile
+        return conf
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    broker_url: str | None = None
+    criteria_path: Path = DEFAULT_CRITERIA
+    data_dir: Path = Path("data")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    app_id: str = "activation"
+    partitions: int = 4
+    replication_factor: int = 1
+    topics: Topics = field(default_factory=Topics)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    decode: DecodeLimits = field(default_factory=DecodeLimits)
+    limits: ActivationLimits = field(default_factory=ActivationLimits)
+    log_level: str = "info"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port[,host:port]`` from ``kafka://host:port;host:port`` style URLs."""
+        if not self.broker_url:
+            raise ConfigError("STREAM_BROKER_URL is not set (and no embedded broker was started)")
+        parts = []
+        for chunk in self.broker_url.replace(";", ",").split(","):
+            chunk = chunk.strip()
+            if "://" in chunk:
+                chunk = chunk.split("://", 1)[1]
+            if chunk:
+                parts.append(chunk)
+        return ",".join(parts)
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{s}" for s in self.bootstrap_servers.split(","))
+
+    @property
+    def account_topic(self) -> str:
+        return f"{self.app_id}-account-calls"
+
+    @property
+    def user_topic(self) -> str:
+        return f"{self.app_id}-user-calls"
+
+    def with_broker(self, url: str) -> Settings:
+        return replace(self, broker_url=url)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name)
+    return default if value is None or value == "" else value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    broker = env.get("STREAM_BROKER_URL") or None
+    if broker is not None:
+        for chunk in broker.replace(";", ",").split(","):
+            host_port = chunk.strip().split("://", 1)[-1]
+            host, _, port = host_port.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"STREAM_BROKER_URL={broker!r}: expected kafka://host:port[,host:port]")
+    protocol = _str(env, "STREAM_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ConfigError(f"STREAM_SECURITY_PROTOCOL={protocol!r}: one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")
+    log_level = _str(env, "STREAM_LOG_LEVEL", "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"STREAM_LOG_LEVEL={log_level!r}: one of debug, info, warning, error")
+    return Settings(
+        broker_url=broker,
+        criteria_path=Path(_str(env, "STREAM_CRITERIA", str(DEFAULT_CRITERIA))),
+        data_dir=Path(_str(env, "STREAM_DATA_DIR", "data")),
+        web_host=_str(env, "STREAM_WEB_HOST", "127.0.0.1"),
+        web_port=_int(env, "STREAM_WEB_PORT", 6066),
+        app_id=_str(env, "STREAM_APP_ID", "activation"),
+        partitions=_int(env, "STREAM_PARTITIONS", 4),
+        replication_factor=_int(env, "STREAM_REPLICATION_FACTOR", 1),
+        topics=Topics(
+            events=_str(env, "STREAM_TOPIC_EVENTS", "product-events"),
+            criteria=_str(env, "STREAM_TOPIC_CRITERIA", "activation-criteria"),
+            changes=_str(env, "STREAM_TOPIC_CHANGES", "activation-changes"),
+            dlq=_str(env, "STREAM_TOPIC_DLQ", "product-events-dlq"),
+        ),
+        security=KafkaSecurity(
+            protocol=protocol,
+            sasl_mechanism=env.get("STREAM_SASL_MECHANISM") or None,
+            sasl_username=env.get("STREAM_SASL_USERNAME") or None,
+            sasl_password=env.get("STREAM_SASL_PASSWORD") or None,
+            ssl_cafile=env.get("STREAM_SSL_CAFILE") or None,
+        ),
+        decode=DecodeLimits(
+            max_message_bytes=_int(env, "STREAM_MAX_MESSAGE_BYTES", 1_048_576),
+            max_batch_events=_int(env, "STREAM_MAX_BATCH_EVENTS", 1_000),
+        ),
+        limits=ActivationLimits(
+            dedupe_window_ms=_int(env, "STREAM_DEDUPE_WINDOW_HOURS", 24) * 3_600_000,
+            max_users_per_account=_int(env, "STREAM_MAX_USERS_PER_ACCOUNT", 10_000),
+        ),
+        log_level=log_level,
+    )

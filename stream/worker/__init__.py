@@ -1,0 +1,1 @@
+"""The imperative shell: Faust agents, tables and web views around stream.core."""

@@ -1,0 +1,334 @@
+"""The Faust application: topics, tables and agents around the pure core.
+
+Three agents, each a thin loop that decodes, calls the core and writes:
+
+* ``ingest`` (input topic, keyed however producers chose): decode Segment
+  calls, DLQ the bad ones, re-key the good ones by account (or by user when the
+  call names no account);
+* ``directory`` (user-keyed): remember users' accounts and traits, resolve
+  calls that name no account;
+* ``accounts`` (account-keyed): apply calls to account and user state, publish
+  activation changes, and adopt new criteria versions.
+
+Plus ``criteria``: validates messages on the criteria topic and broadcasts each
+new version to every account partition, so the switch happens at a definite
+point of every partition's stream (deterministic on replay).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from stream.core.activation import Record, apply_envelope, new_account, new_user, recompute
+from stream.core.criteria import Criteria, parse_criteria
+from stream.core.envelope import Envelope
+from stream.core.errors import CriteriaError
+from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
+from stream.core.segment import Rejection, decode_message
+from stream.core.state import AccountState, UserState
+from stream.core.timeutil import utc_now_ms
+from stream.settings import Settings
+from stream.worker import metrics
+from stream.worker.dlq import DeadLetters
+from stream.worker.recovery import install_complete_recovery
+from stream.worker.web import register_views
+
+log = logging.getLogger("stream.worker")
+
+#: Key of the per-partition criteria record in the accounts table. Table reads
+#: and writes inside an event use that event's partition, so each partition
+#: keeps its own copy, switched at the point its control message arrives.
+CRITERIA_KEY = b"\x00criteria"
+CONTROL_PREFIX = b'{"criteria":'
+USER_KEY_SEP = "\x1f"
+
+
+def user_key(account_id: str, user_id: str) -> bytes:
+    return f"{account_id}{USER_KEY_SEP}{user_id}".encode()
+
+
+class LRU(OrderedDict[Any, Any]):
+    """A small bounded cache of decoded state objects (the table holds the truth)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+class ActivationWorker:
+    """Holds the app, its topics and tables, and the per-partition criteria."""
+
+    def __init__(self, settings: Settings, default_criteria: Criteria) -> None:
+        self.settings = settings
+        self.default_criteria = default_criteria
+        self.app = make_app(settings)
+        install_complete_recovery(self.app, settings)
+        app, topics = self.app, settings.topics
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.events_topic = app.topic(topics.events, **raw)
+        self.criteria_topic = app.topic(topics.criteria, **raw)
+        self.changes_topic = app.topic(topics.changes, **raw)
+        self.account_topic = app.topic(settings.account_topic, partitions=settings.partitions, **raw)
+        self.user_topic = app.topic(settings.user_topic, partitions=settings.partitions, **raw)
+        self.dlq = DeadLetters(app.topic(topics.dlq, **raw))
+        self.accounts = raw_table(app, "accounts", settings.partitions)
+        self.users = raw_table(app, "users", settings.partitions)
+        self.directory = raw_table(app, "directory", settings.partitions)
+        self.criteria_by_partition: dict[int, Criteria] = {}
+        self.account_cache: LRU = LRU(5_000)
+        self.user_cache: LRU = LRU(50_000)
+        app.agent(self.events_topic, name="ingest")(self.ingest)
+        app.agent(self.user_topic, name="directory")(self.directory_agent)
+        app.agent(self.account_topic, name="accounts")(self.accounts_agent)
+        app.agent(self.criteria_topic, name="criteria")(self.criteria_agent)
+        app.on_partitions_revoked.connect(self._forget_cached_state)
+        app.on_partitions_assigned.connect(self._forget_cached_state)
+        self.known_criteria: dict[int, Criteria] = {default_criteria.version: default_criteria}
+        register_views(self)
+
+    def criteria_version(self, version: int) -> Criteria:
+        """The criteria of a given version, for views (else the newest known)."""
+        return self.known_criteria.get(version) or self.known_criteria[self.latest_version()]
+
+    def latest_version(self) -> int:
+        return max(self.known_criteria)
+
+    def is_ready(self) -> bool:
+        """Started, assigned, and done restoring tables."""
+        app = self.app
+        return bool(app.rebalancing is False and app.tables.recovery.completed.is_set())
+
+    def _remember(self, criteria: Criteria) -> Criteria:
+        self.known_criteria.setdefault(criteria.version, criteria)
+        return criteria
+
+    async def _forget_cached_state(self, *_args: Any, **_kwargs: Any) -> None:
+        """Partitions moved: another worker may have written what we cached."""
+        self.criteria_by_partition.clear()
+        self.account_cache.clear()
+        self.user_cache.clear()
+
+    # ------------------------------------------------------------ ingest
+
+    async def _guarded(self, stream: faust.StreamT[bytes], handle: Any) -> None:
+        """Run ``handle`` per event; an unexpected error sends the record to the
+        DLQ (reason ``processing_error``) instead of crashing the agent, which
+        would restart it and stall the partition on the same record forever."""
+        async for event in stream.events():
+            try:
+                await handle(event)
+            except Exception as exc:
+                msg = event.message
+                log.exception("processing error on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+                await self.dlq.send("processing_error", f"{type(exc).__name__}", event.value or b"", msg.key,
+                                    msg.topic, msg.partition, msg.offset, None)
+
+    async def ingest(self, stream: faust.StreamT[bytes]) -> None:
+        await self._guarded(stream, self._ingest_one)
+
+    async def _ingest_one(self, event: EventT[bytes]) -> None:
+        settings = self.settings
+        msg = event.message
+        broker_ts = int(msg.timestamp * 1000) if msg.timestamp else None
+        for item in decode_message(event.value, broker_timestamp_ms=broker_ts, limits=settings.decode):
+            if isinstance(item, Rejection):
+                await self.dlq.send(item.reason, item.detail, item.raw, msg.key, msg.topic, msg.partition,
+                                    msg.offset, item.index)
+                continue
+            metrics.EVENTS.labels(item.type).inc()
+            for target, env in route_call(item, msg.topic, msg.partition, msg.offset):
+                if target == TO_ACCOUNT:
+                    await self.account_topic.send(key=env.account_id.encode(), value=env.to_bytes())
+                else:
+                    await self.user_topic.send(key=env.user_id.encode(), value=env.to_bytes())
+
+    # --------------------------------------------------------- directory
+
+    async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
+        await self._guarded(stream, self._directory_one)
+
+    async def _directory_one(self, event: EventT[bytes]) -> None:
+        env = Envelope.from_bytes(event.value)
+        key = env.user_id.encode()
+        entry = DirectoryEntry.from_bytes(self.directory.get(key))
+        outcome = apply_to_directory(entry, env, event.message.partition)
+        if outcome.duplicate:
+            return
+        self.directory[key] = entry.to_bytes()
+        for rejected in outcome.rejected:
+            await self.dlq.send_envelope("no_account", "no group call named this user's account in time", rejected)
+        for fwd in outcome.forward:
+            await self.account_topic.send(key=fwd.account_id.encode(), value=fwd.to_bytes())
+
+    # ---------------------------------------------------------- accounts
+
+    def criteria_for(self, partition: int) -> Criteria:
+        """The criteria this partition runs under (called inside its events).
+
+        A partition adopts the file's criteria the first time it runs and
+        persists them; from then on only a control message switches it, so the
+        switch happens at one definite point of the partition's stream.
+        """
+        criteria = self.criteria_by_partition.get(partition)
+        if criteria is None:
+            stored = self.accounts.get(CRITERIA_KEY)
+            if stored is not None:
+                criteria = self._remember(parse_criteria(orjson.loads(stored)))
+            else:
+                criteria = self.default_criteria
+                self.accounts[CRITERIA_KEY] = orjson.dumps(dict(criteria.document))
+            self.criteria_by_partition[partition] = criteria
+        return criteria
+
+    def _load_account(self, account_id: str, criteria: Criteria) -> AccountState:
+        state = self.account_cache.get(account_id)
+        if state is None:
+            raw = self.accounts.get(account_id.encode())
+            state = AccountState.from_bytes(account_id, raw) if raw is not None else new_account(account_id, criteria)
+            self.account_cache.put(account_id, state)
+        return state
+
+    def _load_user(self, account_id: str, user_id: str) -> UserState:
+        key = (account_id, user_id)
+        user = self.user_cache.get(key)
+        if user is None:
+            raw = self.users.get(user_key(account_id, user_id))
+            user = UserState.from_bytes(account_id, user_id, raw) if raw is not None else new_user(*key)
+            self.user_cache.put(key, user)
+        return user
+
+    async def accounts_agent(self, stream: faust.StreamT[bytes]) -> None:
+        await self._guarded(stream, self._account_one)
+
+    async def _account_one(self, event: EventT[bytes]) -> None:
+        partition = event.message.partition
+        if event.value.startswith(CONTROL_PREFIX):
+            await self._adopt_criteria(event, partition)
+            return
+        env = Envelope.from_bytes(event.value)
+        criteria = self.criteria_for(partition)
+        state = self._load_account(env.account_id, criteria)
+        if state.criteria_version < criteria.version:
+            # An account first seen under older criteria, touched after a
+            # switch it missed (e.g. restored from an old changelog).
+            await self._publish(recompute(state, self._members(state), criteria, env.ts))
+        user = self._load_user(env.account_id, env.user_id)
+        outcome = apply_envelope(state, user, env, criteria, self.settings.limits)
+        if outcome.status == "duplicate":
+            metrics.DUPLICATES.inc()
+            return
+        self.accounts[env.account_id.encode()] = state.to_bytes()
+        self.users[user_key(env.account_id, env.user_id)] = user.to_bytes()
+        if outcome.status == "rejected":
+            await self.dlq.send_envelope(outcome.reason, "per-account user limit reached", env)
+        await self._publish(outcome.records)
+
+    def _members(self, state: AccountState) -> dict[str, UserState]:
+        return {uid: self._load_user(state.account_id, uid) for uid in state.members}
+
+    async def _publish(self, records: list[Record]) -> None:
+        for record in records:
+            metrics.CHANGES.labels(record["kind"], record["level"]).inc()
+            await self.changes_topic.send(key=record["account_id"].encode(), value=orjson.dumps(record))
+
+    async def _adopt_criteria(self, event: EventT[bytes], partition: int) -> None:
+        control: Mapping[str, Any] = orjson.loads(event.value)
+        new = self._remember(parse_criteria(control["criteria"]))
+        current = self.criteria_for(partition)
+        if new.version <= current.version:
+            return  # replayed or outdated: versions only move forward
+        at_ms = int(control["at"])
+        self.criteria_by_partition[partition] = new
+        self.accounts[CRITERIA_KEY] = orjson.dumps(dict(new.document))
+        log.info("partition %d: criteria v%d -> v%d, re-evaluating", partition, current.version, new.version)
+        count = 0
+        for key in list(self._partition_account_keys(partition)):
+            account_id = key.decode()
+            state = self._load_account(account_id, new)
+            users = self._members(state)
+            records = recompute(state, users, new, at_ms)
+            self.accounts[key] = state.to_bytes()
+            for uid, user in users.items():
+                self.users[user_key(account_id, uid)] = user.to_bytes()
+            await self._publish(records)
+            count += 1
+        metrics.CRITERIA_VERSION.set(new.version)
+        log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, count, new.version)
+
+    def _partition_account_keys(self, partition: int) -> list[bytes]:
+        store = self.accounts.data
+        db = store._db_for_partition(partition)  # the partition's own RocksDB
+        return [k for k in db.keys() if k != store.offset_key and k != CRITERIA_KEY]
+
+    # ---------------------------------------------------------- criteria
+
+    async def criteria_agent(self, stream: faust.StreamT[bytes]) -> None:
+        await self._guarded(stream, self._criteria_one)
+
+    async def _criteria_one(self, event: EventT[bytes]) -> None:
+        msg = event.message
+        try:
+            criteria = parse_criteria(_load_document(event.value))
+        except CriteriaError as exc:
+            await self.dlq.send("bad_criteria", str(exc), event.value, msg.key, msg.topic, msg.partition,
+                                msg.offset, None)
+            return
+        at_ms = int(msg.timestamp * 1000) if msg.timestamp else utc_now_ms()
+        control = orjson.dumps({"criteria": dict(criteria.document), "at": at_ms})
+        for partition in range(self.settings.partitions):
+            await self.account_topic.send(key=CRITERIA_KEY, value=control, partition=partition)
+        log.info("criteria v%d published to %d partitions", criteria.version, self.settings.partitions)
+
+
+def _load_document(raw: bytes) -> object:
+    import yaml
+
+    try:
+        return yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CriteriaError("(document)", f"not YAML/JSON: {exc}") from exc
+
+
+def raw_table(app: faust.App, name: str, partitions: int) -> faust.Table:
+    """A table of bytes to bytes: values are the core's own compact encoding.
+
+    Faust tables pick the json codec unless given a model; that would encode
+    our bytes a second time on every write.
+    """
+    table = app.Table(name, partitions=partitions)
+    table.key_serializer = "raw"
+    table.value_serializer = "raw"
+    return table
+
+
+def make_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        broker_credentials=None,
+        logging_config=None,
+    )

@@ -1,0 +1,56 @@
+"""The dead-letter topic: every rejected record, as it was sent, with its reason.
+
+The value is the original bytes (for a record inside a Segment batch, that
+record's own JSON); the reason and the record's origin travel in headers, the
+convention Kafka Connect uses, so existing DLQ tooling can read them.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from stream.core.envelope import Envelope
+from stream.worker import metrics
+
+
+def parse_lane(lane: str) -> tuple[str, int]:
+    """(source topic, partition) from an envelope lane such as ``u3:d:topic:0``."""
+    inner = lane.split(":", 1)[1] if lane.startswith("u") else lane
+    _d, rest = inner.split(":", 1)
+    topic, _, partition = rest.rpartition(":")
+    return topic, int(partition)
+
+
+class DeadLetters:
+    def __init__(self, topic: faust.TopicT) -> None:
+        self.topic = topic
+
+    async def send(
+        self,
+        reason: str,
+        detail: str,
+        value: bytes,
+        key: bytes | None,
+        source_topic: str,
+        partition: int,
+        offset: int,
+        index: int | None,
+    ) -> None:
+        headers = {
+            "dlq.reason": reason.encode(),
+            "dlq.detail": detail.encode("utf-8", "replace")[:500],
+            "dlq.source.topic": source_topic.encode(),
+            "dlq.source.partition": str(partition).encode(),
+            "dlq.source.offset": str(offset).encode(),
+        }
+        if index is not None:
+            headers["dlq.source.batch_index"] = str(index).encode()
+        metrics.DLQ.labels(reason).inc()
+        await self.topic.send(key=key, value=value, headers=headers)
+
+    async def send_envelope(self, reason: str, detail: str, env: Envelope) -> None:
+        """A call rejected after re-keying: the original record when it was kept."""
+        topic, partition = parse_lane(env.lane)
+        value = env.raw.encode() if env.raw is not None else env.to_bytes()
+        await self.send(reason, detail, value, env.user_id.encode(), topic, partition, env.offset,
+                        None if env.index < 0 else env.index)

@@ -1,0 +1,66 @@
+"""HTTP views on the worker's web port.
+
+Account and user views are routed by Faust to the worker that owns the
+account's partition, so any worker answers for any account.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stream.core.state import AccountState, UserState
+from stream.core.views import account_view, user_view
+from stream.worker.metrics import REGISTRY
+
+if TYPE_CHECKING:
+    from stream.worker.app import ActivationWorker
+
+MAX_ID_LENGTH = 256
+
+
+def valid_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
+
+
+def register_views(worker: ActivationWorker) -> None:
+    app = worker.app
+
+    def error(view: View, status: int, message: str) -> Response:
+        return view.json({"error": message}, status=status)
+
+    @app.page("/accounts/{account_id}")
+    @app.table_route(table=worker.accounts, match_info="account_id")
+    async def get_account(view: View, request: Request, account_id: str) -> Response:
+        if not valid_id(account_id):
+            return error(view, 400, "malformed account id")
+        raw = worker.accounts.get(account_id.encode())
+        if raw is None:
+            return error(view, 404, "unknown account")
+        state = AccountState.from_bytes(account_id, raw)
+        return view.json(account_view(state, worker.criteria_version(state.criteria_version)))
+
+    @app.page("/accounts/{account_id}/users/{user_id}")
+    @app.table_route(table=worker.accounts, match_info="account_id")
+    async def get_user(view: View, request: Request, account_id: str, user_id: str) -> Response:
+        if not valid_id(account_id) or not valid_id(user_id):
+            return error(view, 400, "malformed account or user id")
+        raw_account = worker.accounts.get(account_id.encode())
+        raw_user = worker.users.get(f"{account_id}\x1f{user_id}".encode())
+        if raw_account is None or raw_user is None:
+            return error(view, 404, "unknown account or user")
+        state = AccountState.from_bytes(account_id, raw_account)
+        user = UserState.from_bytes(account_id, user_id, raw_user)
+        return view.json(user_view(state, user, worker.criteria_version(state.criteria_version)))
+
+    @app.page("/health")
+    async def health(view: View, request: Request) -> Response:
+        ready = worker.is_ready()
+        body: dict[str, Any] = {"status": "ready" if ready else "starting", "criteria_version": worker.latest_version()}
+        return view.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(view: View, request: Request) -> Response:
+        return view.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
