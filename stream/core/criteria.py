@@ -264,8 +264,18 @@ def _parse_account(m: object, path: str, seen: set[str], user_ids: set[str]) -> 
     _no_unknown_keys(
         m,
         path,
-        {"id", "event", "min_count", "where", "user_milestone", "min_users", "min_share", "role", "flagship",
-         "description"},
+        {
+            "id",
+            "event",
+            "min_count",
+            "where",
+            "user_milestone",
+            "min_users",
+            "min_share",
+            "role",
+            "flagship",
+            "description",
+        },
     )
     mid = _parse_id(m, path, seen)
     flagship = _parse_flagship(m, path)
@@ -286,7 +296,9 @@ def _parse_account(m: object, path: str, seen: set[str], user_ids: set[str]) -> 
             raise CriteriaError(f"{path}.{key}", "only applies to an 'event' rule")
     ref = m.get("user_milestone")
     if not isinstance(ref, str) or ref not in user_ids:
-        raise CriteriaError(f"{path}.user_milestone", f"must name one of the user milestones ({', '.join(sorted(user_ids))})")
+        raise CriteriaError(
+            f"{path}.user_milestone", f"must name one of the user milestones ({', '.join(sorted(user_ids))})"
+        )
     if "min_users" in m and "min_share" in m:
         raise CriteriaError(path, "give either 'min_users' or 'min_share', not both")
     min_users = _parse_positive_int(m, "min_users", path, None)

@@ -45,22 +45,20 @@ class Envelope:
         return orjson.dumps(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return (
-            {
-                "k": self.kind,
-                "a": self.account_id,
-                "u": self.user_id,
-                "ts": self.ts,
-                "ln": self.lane,
-                "o": self.offset,
-                "i": self.index,
-                "m": self.message_id,
-                "e": self.event,
-                "p": self.props,
-                "t": self.traits,
-                "r": self.raw,
-            }
-        )
+        return {
+            "k": self.kind,
+            "a": self.account_id,
+            "u": self.user_id,
+            "ts": self.ts,
+            "ln": self.lane,
+            "o": self.offset,
+            "i": self.index,
+            "m": self.message_id,
+            "e": self.event,
+            "p": self.props,
+            "t": self.traits,
+            "r": self.raw,
+        }
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:

@@ -136,9 +136,7 @@ def decode_message(
     return [_decode_call(doc, raw, None, broker_timestamp_ms, limits)]
 
 
-def _decode_call(
-    doc: Any, raw: bytes, index: int | None, broker_ts: int | None, limits: DecodeLimits
-) -> Decoded:
+def _decode_call(doc: Any, raw: bytes, index: int | None, broker_ts: int | None, limits: DecodeLimits) -> Decoded:
     if not isinstance(doc, dict):
         return Rejection("not_object", "batch item is not an object", raw, index)
     kind = doc.get("type")

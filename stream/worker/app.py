@@ -17,6 +17,7 @@ point of every partition's stream (deterministic on replay).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -111,6 +112,17 @@ class ActivationWorker:
         app = self.app
         return bool(app.rebalancing is False and app.tables.recovery.completed.is_set())
 
+    def table_digests(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, table in (("accounts", self.accounts), ("users", self.users), ("directory", self.directory)):
+            h = hashlib.sha256()
+            count = 0
+            for key, value in sorted(table.data.items()):
+                h.update(len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value)
+                count += 1
+            out[name] = {"keys": count, "sha256": h.hexdigest()}
+        return out
+
     def _remember(self, criteria: Criteria) -> Criteria:
         self.known_criteria.setdefault(criteria.version, criteria)
         return criteria
@@ -133,8 +145,16 @@ class ActivationWorker:
             except Exception as exc:
                 msg = event.message
                 log.exception("processing error on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-                await self.dlq.send("processing_error", f"{type(exc).__name__}", event.value or b"", msg.key,
-                                    msg.topic, msg.partition, msg.offset, None)
+                await self.dlq.send(
+                    "processing_error",
+                    f"{type(exc).__name__}",
+                    event.value or b"",
+                    msg.key,
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    None,
+                )
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         await self._guarded(stream, self._ingest_one)
@@ -145,8 +165,9 @@ class ActivationWorker:
         broker_ts = int(msg.timestamp * 1000) if msg.timestamp else None
         for item in decode_message(event.value, broker_timestamp_ms=broker_ts, limits=settings.decode):
             if isinstance(item, Rejection):
-                await self.dlq.send(item.reason, item.detail, item.raw, msg.key, msg.topic, msg.partition,
-                                    msg.offset, item.index)
+                await self.dlq.send(
+                    item.reason, item.detail, item.raw, msg.key, msg.topic, msg.partition, msg.offset, item.index
+                )
                 continue
             metrics.EVENTS.labels(item.type).inc()
             for target, env in route_call(item, msg.topic, msg.partition, msg.offset):
@@ -283,8 +304,9 @@ class ActivationWorker:
         try:
             criteria = parse_criteria(_load_document(event.value))
         except CriteriaError as exc:
-            await self.dlq.send("bad_criteria", str(exc), event.value, msg.key, msg.topic, msg.partition,
-                                msg.offset, None)
+            await self.dlq.send(
+                "bad_criteria", str(exc), event.value, msg.key, msg.topic, msg.partition, msg.offset, None
+            )
             return
         at_ms = int(msg.timestamp * 1000) if msg.timestamp else utc_now_ms()
         control = orjson.dumps({"criteria": dict(criteria.document), "at": at_ms})
@@ -302,16 +324,22 @@ def _load_document(raw: bytes) -> object:
         raise CriteriaError("(document)", f"not YAML/JSON: {exc}") from exc
 
 
-def raw_table(app: faust.App, name: str, partitions: int) -> faust.Table:
+class RawTable(faust.Table):  # type: ignore[misc]
     """A table of bytes to bytes: values are the core's own compact encoding.
 
-    Faust tables pick the json codec unless given a model; that would encode
-    our bytes a second time on every write.
+    Faust picks the json codec for a table without a model, and bakes it into
+    the changelog topic when the table is registered; HTTP routing then hashes
+    a json-quoted key and asks the wrong worker. Raw from the start avoids both
+    that and encoding every value twice.
     """
-    table = app.Table(name, partitions=partitions)
-    table.key_serializer = "raw"
-    table.value_serializer = "raw"
-    return table
+
+    def _serializer_from_type(self, typ: Any) -> str:
+        return "raw"
+
+
+def raw_table(app: faust.App, name: str, partitions: int) -> faust.Table:
+    table = RawTable(app, name=name, partitions=partitions, beacon=app.tables.beacon)
+    return app.tables.add(table)
 
 
 def make_app(settings: Settings) -> faust.App:

@@ -52,5 +52,13 @@ class DeadLetters:
         """A call rejected after re-keying: the original record when it was kept."""
         topic, partition = parse_lane(env.lane)
         value = env.raw.encode() if env.raw is not None else env.to_bytes()
-        await self.send(reason, detail, value, env.user_id.encode(), topic, partition, env.offset,
-                        None if env.index < 0 else env.index)
+        await self.send(
+            reason,
+            detail,
+            value,
+            env.user_id.encode(),
+            topic,
+            partition,
+            env.offset,
+            None if env.index < 0 else env.index,
+        )

@@ -16,7 +16,9 @@ DUPLICATES = Counter(
     "stream_duplicates_skipped_total", "Calls skipped because they were already applied", registry=REGISTRY
 )
 CHANGES = Counter(
-    "stream_activation_changes_total", "Records published on the activation-changes topic", ["kind", "level"],
+    "stream_activation_changes_total",
+    "Records published on the activation-changes topic",
+    ["kind", "level"],
     registry=REGISTRY,
 )
 CRITERIA_VERSION = Gauge("stream_criteria_version", "Highest criteria version adopted", registry=REGISTRY)

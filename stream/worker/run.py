@@ -17,8 +17,9 @@ log = logging.getLogger("stream.worker")
 def published_criteria(settings: Settings, timeout: float = 10.0) -> Criteria | None:
     """The newest valid criteria on the criteria topic (None if there is none)."""
     topic = settings.topics.criteria
-    consumer = Consumer({**client_conf(settings), "group.id": f"{settings.app_id}-criteria-probe",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {**client_conf(settings), "group.id": f"{settings.app_id}-criteria-probe", "enable.auto.commit": False}
+    )
     try:
         tp = TopicPartition(topic, 0)
         low, high = consumer.get_watermark_offsets(tp, timeout=timeout)

@@ -61,6 +61,12 @@ def register_views(worker: ActivationWorker) -> None:
         body: dict[str, Any] = {"status": "ready" if ready else "starting", "criteria_version": worker.latest_version()}
         return view.json(body, status=200 if ready else 503)
 
+    @app.page("/debug/digest")
+    async def digest(view: View, request: Request) -> Response:
+        """Key count and a hash of every (key, value) per table on this worker:
+        what restart and rebalance checks compare, key by key."""
+        return view.json(worker.table_digests())
+
     @app.page("/metrics")
     async def metrics(view: View, request: Request) -> Response:
         return view.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from stream.core.replay import OfflinePipeline
 
-T0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def iso(minutes: float) -> str:
@@ -31,8 +31,9 @@ def track(mid: str, user: str, account: str | None, event: str, minutes: float, 
 
 
 def group(user: str, account: str, minutes: float, **traits: Any) -> bytes:
-    return orjson.dumps({"type": "group", "userId": user, "groupId": account, "timestamp": iso(minutes),
-                         "traits": traits})
+    return orjson.dumps(
+        {"type": "group", "userId": user, "groupId": account, "timestamp": iso(minutes), "traits": traits}
+    )
 
 
 def identify(user: str, minutes: float, **traits: Any) -> bytes:

@@ -162,8 +162,14 @@ def test_state_roundtrips_through_bytes(criteria):
 # ------------------------------------------------------------- properties
 
 USERS = [("A", "a0"), ("A", "a1"), ("A", "a2"), ("B", "b0"), ("B", "b1")]
-EVENTS = ["Data Source Connected", "Report Created", "Report Shared", "Teammate Invited", "AI Edit Applied",
-          "Logged In"]
+EVENTS = [
+    "Data Source Connected",
+    "Report Created",
+    "Report Shared",
+    "Teammate Invited",
+    "AI Edit Applied",
+    "Logged In",
+]
 
 calls = st.lists(
     st.tuples(
@@ -239,7 +245,9 @@ def test_share_rule_follows_team_growth(criteria):
     past its sharers loses the milestone (and says so), rather than keeping a
     stale one."""
     p = OfflinePipeline(criteria)
-    p.feed_all([group(f"u{i}", "a", i) for i in range(3)] + [track("s", "u0", "a", "Report Shared", 9, channel="email")])
+    p.feed_all(
+        [group(f"u{i}", "a", i) for i in range(3)] + [track("s", "u0", "a", "Report Shared", 9, channel="email")]
+    )
     assert "wide_sharing" in p.accounts["a"].reached  # 1 of 3 >= 30%
     p.feed(group("u3", "a", 20), offset=10)
     p.feed(group("u4", "a", 21), offset=11)

@@ -41,8 +41,10 @@ def test_track_without_account_keeps_its_bytes_for_the_dlq():
 
 
 def test_group_and_identify_traits():
-    g = one(b'{"type":"group","userId":"u","groupId":"g","timestamp":"2026-10-01T00:00:00+02:00",'
-            b'"traits":{"plan":"trial","seats":5,"createdAt":"2026-09-01T00:00:00Z"}}')
+    g = one(
+        b'{"type":"group","userId":"u","groupId":"g","timestamp":"2026-10-01T00:00:00+02:00",'
+        b'"traits":{"plan":"trial","seats":5,"createdAt":"2026-09-01T00:00:00Z"}}'
+    )
     assert isinstance(g, Event) and g.account_id == "g"
     assert g.traits == {"plan": "trial", "seats": 5, "created_at": 1_788_220_800_000}
     assert g.timestamp_ms == 1_790_805_600_000
@@ -64,8 +66,10 @@ def test_group_and_identify_traits():
         (b'{"type":"track","event":"E","userId":5,"messageId":"m"}', "schema_violation"),
         (b'{"type":"track","event":"E","userId":"u\\u0000x","messageId":"m"}', "schema_violation"),
         (b'{"type":"track","event":"E","userId":"u","messageId":"m","timestamp":"yesterday!"}', "bad_timestamp"),
-        (b'{"type":"track","event":"E","userId":"u","messageId":"m","timestamp":"1970-01-01T00:00:00Z"}',
-         "bad_timestamp"),
+        (
+            b'{"type":"track","event":"E","userId":"u","messageId":"m","timestamp":"1970-01-01T00:00:00Z"}',
+            "bad_timestamp",
+        ),
         (b'{"type":"track","event":"E","userId":"u","messageId":"m"}', "bad_timestamp"),
         (b'{"batch": 3}', "schema_violation"),
         (b"", "not_json"),

@@ -1,0 +1,164 @@
+"""The seed scenario, bad input and HTTP, on the embedded broker with two real workers."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import fastjsonschema
+import orjson
+
+from stream.core.segment import schemas_dir
+from tests.core.helpers import group, identify, track
+from tests.integration.harness import MAX_MESSAGE_BYTES, Cluster, TopicReader, wait_until
+
+CHANGE_SCHEMA = fastjsonschema.compile(json.loads((schemas_dir() / "activation-change.schema.json").read_text()))
+
+
+def keyed(value: bytes) -> tuple[bytes, bytes]:
+    """Key as producers do: by account when the call names one, else by user."""
+    doc = orjson.loads(value)
+    key = doc.get("groupId") or (doc.get("context") or {}).get("groupId") or doc["userId"]
+    return key.encode(), value
+
+
+def seed_messages(account: str) -> list[tuple[bytes, bytes]]:
+    a = account
+    msgs = [group(f"{a}-u{i}", a, i, plan="trial", createdAt="2026-09-30T00:00:00Z") for i in range(5)]
+    msgs += [identify(f"{a}-u0", 10, role="executive"), identify(f"{a}-u1", 10, role="manager")]
+    for i in range(3):
+        msgs.append(track(f"{a}-c{i}", f"{a}-u{i}", a, "Data Source Connected", 100 + i))
+        msgs.append(track(f"{a}-r{i}", f"{a}-u{i}", a, "Report Created", 200 + i))
+    msgs.append(track(f"{a}-s0", f"{a}-u0", a, "Report Shared", 300, channel="email"))
+    msgs.append(track(f"{a}-s1", f"{a}-u1", None, "Report Shared", 301, channel="email"))
+    msgs.append(track(f"{a}-s2", f"{a}-u2", a, "Report Shared", 302, channel="slack"))
+    msgs += [track(f"{a}-t{i}", f"{a}-u0", a, "Teammate Invited", 400 + i) for i in range(3)]
+    msgs.append(track(f"{a}-ai", f"{a}-u3", a, "AI Edit Applied", 500))
+    return [keyed(m) for m in msgs]
+
+
+def test_seed_scenario_end_to_end(main: Cluster):
+    with TopicReader(main.bootstrap, main.topics["changes"]) as changes:
+        _seed_scenario(main, changes)
+
+
+def _seed_scenario(main: Cluster, changes: TopicReader) -> None:
+    main.produce(seed_messages("seed-acme"))
+    worker = main.workers[0]
+
+    def activated():
+        r = worker.get("/accounts/seed-acme")
+        return r.status_code == 200 and r.json()["activated"] and r.json()
+
+    state = wait_until(activated, 90, what="seed-acme to activate")
+    assert state["activation_rate"] == 1.0
+    assert state["milestones"]["missing"] == []
+    assert set(state["milestones"]["reached"]) == {
+        "team_invited",
+        "team_reporting",
+        "wide_sharing",
+        "exec_sees_value",
+        "ai_editing",
+    }
+    assert state["time_to_activate_seconds"] == (24 * 60 + 500) * 60
+    assert state["users"]["known"] == 5 and state["traits"]["plan"] == "trial"
+
+    def account_activated_record():
+        return [
+            r
+            for r in changes.values()
+            if r["account_id"] == "seed-acme" and r["kind"] == "activated" and r["level"] == "account"
+        ]
+
+    (record,) = wait_until(account_activated_record, 30, what="the account's activated record")
+    assert record["reason"] == "event" and record["criteria_version"] == 3 and record["old_rate"] == 0.8
+    mine = [r for r in changes.values() if r["account_id"] == "seed-acme"]
+    for r in mine:
+        CHANGE_SCHEMA(r)
+    assert len({r["id"] for r in mine}) == len(mine)
+    reached = {(r["level"], r["user_id"], r["milestone"]) for r in mine if r["kind"] == "milestone_reached"}
+    assert ("account", None, "team_reporting") in reached
+    assert ("user", "seed-acme-u1", "report_shared") in reached  # its account came from the group call
+    assert ("user", "seed-acme-u2", "report_shared") not in reached  # shared on slack
+    changes.close()
+
+    user = worker.get("/accounts/seed-acme/users/seed-acme-u0").json()
+    assert user["activated"] and user["role"] == "executive"
+    assert user["event_counts"] == {
+        "Data Source Connected": 1,
+        "Report Created": 1,
+        "Report Shared": 1,
+        "Teammate Invited": 3,
+    }
+
+
+def test_http_routes_to_the_owner_and_validates(main: Cluster):
+    main.produce([keyed(group(f"route-{i}-u", f"route-{i}", 1)) for i in range(12)])
+    for w in main.workers:
+        for i in range(12):
+            r = wait_until(
+                lambda w=w, i=i: (x := w.get(f"/accounts/route-{i}")).status_code == 200 and x,
+                60,
+                what=f"route-{i} via {w.url}",
+            )
+            assert r.json()["users"]["known"] == 1
+    w = main.workers[0]
+    assert w.get("/accounts/no-such-account").status_code == 404
+    assert w.get("/accounts/route-1/users/nobody").status_code == 404
+    bad = w.get("/accounts/" + quote("bad\x01id"))
+    assert bad.status_code == 400 and "bad" not in bad.text
+    assert w.get("/accounts/" + "x" * 300).status_code == 400
+    assert w.get("/health").json()["status"] == "ready"
+    assert "stream_events_total" in w.get("/metrics").text
+
+
+BAD = {
+    "not_json": b"{nope",
+    "not_utf8": b'{"type":"track","userId":"\xff"}',
+    "not_object": b"[1]",
+    "unsupported_type": b'{"type":"alias","userId":"u"}',
+    "schema_violation": b'{"type":"track","event":"E","userId":"u","messageId":"m","properties":"x"}',
+    "missing_id": b'{"type":"track","event":"E","messageId":"m"}',
+    "bad_timestamp": b'{"type":"track","event":"E","userId":"u","messageId":"m","timestamp":"1999-01-01T00:00:00Z"}',
+    "too_large": b'{"type":"track","pad":"' + b"x" * (MAX_MESSAGE_BYTES + 1) + b'"}',
+    "batch_too_large": orjson.dumps({"batch": [{"type": "identify", "userId": "u"}] * 1001}),
+}
+
+
+def test_bad_input_goes_to_the_dlq_and_processing_continues(main: Cluster):
+    mixed = orjson.dumps(
+        {
+            "batch": [
+                orjson.loads(track("dlq-good", "dlq-u", "dlq-acct", "Report Created", 5)),
+                {"type": "track", "userId": "dlq-u"},
+            ]
+        }
+    )
+    with TopicReader(main.bootstrap, main.topics["dlq"]) as dlq:
+        main.produce([(b"k", v) for v in BAD.values()] + [(b"dlq-acct", mixed)])
+
+        def everything_rejected():
+            got = {(dict(m.headers())["dlq.reason"].decode(), m.value()): m for m in dlq.poll()}
+            return len(got) >= len(BAD) + 1 and got
+
+        got = wait_until(everything_rejected, 60, what="a DLQ record for every bad input")
+    for reason, value in BAD.items():
+        msg = got[(reason, value)]
+        headers = dict(msg.headers())
+        assert headers["dlq.source.topic"].decode() == main.topics["events"]
+        assert int(headers["dlq.source.offset"]) >= 0 and int(headers["dlq.source.partition"]) in range(4)
+        assert headers["dlq.detail"]
+    (batch_reject,) = [m for (reason, _v), m in got.items() if dict(m.headers()).get("dlq.source.batch_index")]
+    assert orjson.loads(batch_reject.value()) == {"type": "track", "userId": "dlq-u"}
+    assert dict(batch_reject.headers())["dlq.source.batch_index"] == b"1"
+    # the good record of the mixed batch was applied: the worker kept going
+    user = wait_until(
+        lambda: (r := main.workers[1].get("/accounts/dlq-acct/users/dlq-u")).status_code == 200 and r,
+        60,
+        what="the good record of the mixed batch",
+    )
+    assert user.json()["milestones"]["reached"].keys() == {"report_created"}
+    metrics = main.workers[0].get("/metrics").text + main.workers[1].get("/metrics").text
+    assert 'stream_dlq_records_total{reason="not_utf8"}' in metrics
+    for w in main.workers:
+        assert w.process is not None and w.process.poll() is None
