@@ -62,10 +62,9 @@ def _matches(props: dict[str, Any], where: Where) -> bool:
     for key, want in where:
         if key not in props:
             return False
-        got = props[key]
-        if got != want or isinstance(got, bool) != isinstance(want, bool):
-            if canonical_value(got) != canonical_value(want):
-                return False
+        # compared in canonical form: 2 matches 2.0, true matches True
+        if canonical_value(props[key]) != canonical_value(want):
+            return False
     return True
 
 
@@ -389,9 +388,12 @@ def apply_envelope(
     account_done = is_applied(state.applied, env.lane, env.offset, env.index)
     if user_done and account_done:
         return Outcome("duplicate", [])
-    if not user_done and env.message_id is not None:
-        if _is_duplicate_id(user, f"{env.kind}:{env.message_id}", env.ts, limits):
-            return Outcome("duplicate", [])
+    if (
+        not user_done
+        and env.message_id is not None
+        and _is_duplicate_id(user, f"{env.kind}:{env.message_id}", env.ts, limits)
+    ):
+        return Outcome("duplicate", [])
     if env.user_id not in state.members and len(state.members) >= limits.max_users_per_account:
         if not account_done:
             state.overflow += 1

@@ -172,9 +172,9 @@ def apply_to_directory(
         account = entry.latest_account()
         if account is not None:
             return DirectoryOutcome([forward("track", account)], rejected=expired)
-        parked = forward("track", "")
-        parked.raw = env.raw
-        entry.pending.append(parked.to_dict())
+        waiting = forward("track", "")
+        waiting.raw = env.raw
+        entry.pending.append(waiting.to_dict())
         if len(entry.pending) > parking.max_parked_per_user:
             expired.append(Envelope.from_dict(entry.pending.pop(0)))
         return DirectoryOutcome([], rejected=expired)
@@ -185,7 +185,8 @@ def _expire_parked(entry: DirectoryEntry, now_ms: int, parking: ParkingLimits) -
     """Parked calls older than the grace period (in event time) give up."""
     if not entry.pending:
         return []
-    keep, expired = [], []
+    keep: list[dict[str, Any]] = []
+    expired: list[dict[str, Any]] = []
     for parked in entry.pending:
         (expired if parked["ts"] < now_ms - parking.grace_ms else keep).append(parked)
     entry.pending = keep

@@ -91,7 +91,8 @@ def schemas_dir() -> Path:
 
 def _compile(name: str) -> Callable[[Any], Any]:
     schema = json.loads((schemas_dir() / name).read_text())
-    return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+    validator: Callable[[Any], Any] = fastjsonschema.compile(schema)
+    return validator
 
 
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {}
@@ -226,9 +227,9 @@ def scalar_properties(props: Any) -> dict[str, Any]:
     for k, v in props.items():
         if len(out) >= MAX_SCALAR_PROPERTIES:
             break
-        if isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= MAX_SCALAR_LENGTH):
-            if len(k) <= MAX_SCALAR_LENGTH:
-                out[k] = v
+        short_scalar = isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= MAX_SCALAR_LENGTH)
+        if short_scalar and len(k) <= MAX_SCALAR_LENGTH:
+            out[k] = v
     return out
 
 

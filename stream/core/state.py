@@ -132,7 +132,8 @@ class UserState:
 
     @property
     def role(self) -> str | None:
-        return trait(self.traits, "role")
+        role = trait(self.traits, "role")
+        return role if isinstance(role, str) else None
 
     def seen(self, ts: int) -> None:
         if self.first_seen is None or ts < self.first_seen:

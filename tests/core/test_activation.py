@@ -22,11 +22,9 @@ def seed_scenario(criteria) -> OfflinePipeline:
     p = OfflinePipeline(criteria)
     msgs = [group(f"u{i}", "acme", i, plan="trial", createdAt="2026-09-30T00:00:00Z") for i in range(5)]
     msgs += [identify("u0", 10, role="Executive"), identify("u1", 10, role="manager")]
-    n = 0
     for i in range(3):  # three users create reports -> team_reporting (min_users 3)
         msgs.append(track(f"c{i}", f"u{i}", "acme", "Data Source Connected", 100 + i))
         msgs.append(track(f"r{i}", f"u{i}", "acme", "Report Created", 200 + i))
-        n += 1
     # two of five users share by email -> 40% >= 30% (wide_sharing); slack does not count
     msgs.append(track("s0", "u0", "acme", "Report Shared", 300, channel="email"))
     msgs.append(track("s1", "u1", None, "Report Shared", 301, channel="email"))  # account from group call
