@@ -13,6 +13,7 @@ from pathlib import Path
 
 from stream.core.activation import ActivationLimits
 from stream.core.errors import ConfigError
+from stream.core.routing import ParkingLimits
 from stream.core.segment import DecodeLimits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,17 @@ class KafkaSecurity:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupTimeouts:
+    """Consumer-group timing. Faust's defaults (60 s rebalance and session)
+    make a worker take ~35 s to start and a restarted one ~2 min to get its
+    partitions back; these are shorter but still safe under load."""
+
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 1.0
+    rebalance_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     broker_url: str | None = None
     criteria_path: Path = DEFAULT_CRITERIA
@@ -64,6 +76,9 @@ class Settings:
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     decode: DecodeLimits = field(default_factory=DecodeLimits)
     limits: ActivationLimits = field(default_factory=ActivationLimits)
+    parking: ParkingLimits = field(default_factory=ParkingLimits)
+    group: GroupTimeouts = field(default_factory=GroupTimeouts)
+    standby_replicas: int = 0
     log_level: str = "info"
 
     @property
@@ -106,6 +121,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"{name}={raw!r}: must be an integer") from None
     if value < minimum:
         raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r}: must be positive")
     return value
 
 
@@ -159,5 +187,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             dedupe_window_ms=_int(env, "STREAM_DEDUPE_WINDOW_HOURS", 24) * 3_600_000,
             max_users_per_account=_int(env, "STREAM_MAX_USERS_PER_ACCOUNT", 10_000),
         ),
+        parking=ParkingLimits(
+            grace_ms=_int(env, "STREAM_PARK_GRACE_HOURS", 168) * 3_600_000,
+            max_parked_per_user=_int(env, "STREAM_PARK_MAX_PER_USER", 1_000),
+        ),
+        group=GroupTimeouts(
+            session_timeout_s=_float(env, "STREAM_SESSION_TIMEOUT_SECONDS", 10.0),
+            heartbeat_interval_s=_float(env, "STREAM_HEARTBEAT_INTERVAL_SECONDS", 1.0),
+            rebalance_timeout_s=_float(env, "STREAM_REBALANCE_TIMEOUT_SECONDS", 10.0),
+        ),
+        standby_replicas=_int(env, "STREAM_STANDBY_REPLICAS", 0, minimum=0),
         log_level=log_level,
     )

@@ -15,7 +15,7 @@ from stream.core.activation import ActivationLimits, Record, apply_envelope, new
 from stream.core.criteria import Criteria
 from stream.core.envelope import Envelope
 from stream.core.partitioning import partition_for
-from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
+from stream.core.routing import TO_ACCOUNT, DirectoryEntry, ParkingLimits, apply_to_directory, route_call
 from stream.core.segment import DecodeLimits, Rejection, decode_message
 from stream.core.state import AccountState, UserState
 
@@ -27,6 +27,7 @@ class OfflinePipeline:
     topic: str = "product-events"
     decode_limits: DecodeLimits = field(default_factory=DecodeLimits)
     limits: ActivationLimits = field(default_factory=ActivationLimits)
+    parking: ParkingLimits = field(default_factory=ParkingLimits)
     accounts: dict[str, AccountState] = field(default_factory=dict)
     users: dict[tuple[str, str], UserState] = field(default_factory=dict)
     directory: dict[str, DirectoryEntry] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class OfflinePipeline:
 
     def _directory(self, env: Envelope) -> None:
         entry = self.directory.setdefault(env.user_id, DirectoryEntry())
-        outcome = apply_to_directory(entry, env, partition_for(env.user_id, self.partitions))
+        outcome = apply_to_directory(entry, env, partition_for(env.user_id, self.partitions), self.parking)
         for rejected in outcome.rejected:
             value = rejected.raw.encode() if rejected.raw is not None else rejected.to_bytes()
             self.rejections.append(Rejection("no_account", "no group call names this user's account", value))

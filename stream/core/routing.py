@@ -104,8 +104,8 @@ class ParkingLimits:
     event time) instead of being rejected at once.
     """
 
-    grace_ms: int = 3_600_000
-    max_parked_per_user: int = 100
+    grace_ms: int = 7 * 86_400_000
+    max_parked_per_user: int = 1_000
 
 
 @dataclass(slots=True)

@@ -38,7 +38,7 @@ from stream.core.timeutil import utc_now_ms
 from stream.settings import Settings
 from stream.worker import metrics
 from stream.worker.dlq import DeadLetters
-from stream.worker.recovery import install_complete_recovery
+from stream.worker.recovery import complete_recovery_table_manager
 from stream.worker.web import register_views
 
 log = logging.getLogger("stream.worker")
@@ -76,7 +76,6 @@ class ActivationWorker:
         self.settings = settings
         self.default_criteria = default_criteria
         self.app = make_app(settings)
-        install_complete_recovery(self.app, settings)
         app, topics = self.app, settings.topics
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.events_topic = app.topic(topics.events, **raw)
@@ -185,7 +184,7 @@ class ActivationWorker:
         env = Envelope.from_bytes(event.value)
         key = env.user_id.encode()
         entry = DirectoryEntry.from_bytes(self.directory.get(key))
-        outcome = apply_to_directory(entry, env, event.message.partition)
+        outcome = apply_to_directory(entry, env, event.message.partition, self.settings.parking)
         if outcome.duplicate:
             return
         self.directory[key] = entry.to_bytes()
@@ -356,7 +355,29 @@ def make_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        table_standby_replicas=0,
-        broker_credentials=None,
-        logging_config=None,
+        table_standby_replicas=settings.standby_replicas,
+        broker_session_timeout=settings.group.session_timeout_s,
+        broker_heartbeat_interval=settings.group.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.group.rebalance_timeout_s,
+        stream_recovery_delay=0.0,
+        broker_credentials=faust_credentials(settings),
+        TableManager=complete_recovery_table_manager(settings),
     )
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """SASL/SSL for Faust's own clients, from the same environment variables."""
+    sec = settings.security
+    if sec.protocol == "PLAINTEXT":
+        return None
+    import ssl
+
+    context = ssl.create_default_context(cafile=sec.ssl_cafile) if "SSL" in sec.protocol else None
+    if sec.protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=sec.sasl_username,
+            password=sec.sasl_password,
+            mechanism=sec.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)

@@ -1,11 +1,115 @@
-"""Complete changelog recovery on brokers that under-report high watermarks."""
+"""Complete changelog recovery, whatever high watermark the broker reports.
+
+Faust restores a table by reading its changelog up to the "highwater" it gets
+from ListOffsets(latest). Some Kafka-compatible brokers (the embedded one among
+them) answer with the last *batch's* base offset + 1, so the records after the
+first one of the final batch are never restored: a worker restarted on an
+empty data dir silently loses them.
+
+The fix is read-only and broker-agnostic: after Faust asks for highwaters, we
+measure the real end of each changelog partition by fetching from the reported
+end until the broker signals end-of-partition (a Fetch carries the correct
+high watermark). On Apache Kafka this reads at most one record per partition
+and changes nothing.
+"""
 
 from __future__ import annotations
 
-import faust
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
 
 from stream.settings import Settings
 
+log = logging.getLogger("stream.recovery")
 
-def install_complete_recovery(app: faust.App, settings: Settings) -> None:
-    """Placeholder until the fence is in place."""
+PartitionKey = tuple[str, int]
+
+
+def measured_end_offsets(
+    conf: Mapping[str, Any], reported: Mapping[PartitionKey, int], timeout: float = 10.0
+) -> dict[PartitionKey, int]:
+    """The true next offset of each partition, starting from a reported one.
+
+    ``reported`` values are what ListOffsets said (0 or less: empty). Reads from
+    one before the reported end (the start of the last batch, when the report
+    is low) until end-of-partition, keeping the highest offset seen.
+    """
+    result = dict(reported)
+    todo = {k: v for k, v in reported.items() if v > 0}
+    if not todo:
+        return result
+    consumer = Consumer(
+        {
+            **conf,
+            "group.id": "stream-changelog-end-probe",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(t, p, end - 1) for (t, p), end in todo.items()])
+        pending = set(todo)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            key = (msg.topic(), msg.partition())
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    result[key] = max(result[key], msg.offset())
+                    pending.discard(key)
+                continue
+            result[key] = max(result[key], msg.offset() + 1)
+        if pending:
+            log.warning("no end-of-partition within %.0fs for %s; using the highest offset seen", timeout, pending)
+    finally:
+        consumer.close()
+    return result
+
+
+class MeasuredEndRecovery(Recovery):  # type: ignore[misc]
+    """Faust's recovery, with highwaters measured instead of trusted."""
+
+    client_conf: Mapping[str, Any] = {}
+
+    async def _build_highwaters(self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str) -> None:
+        await super()._build_highwaters(consumer, tps, destination, title)
+        if not tps or self.app.in_transaction:
+            return
+        # Faust keeps "last offset" (highwater - 1; -1 when empty).
+        reported = {(tp.topic, tp.partition): destination[tp] + 1 for tp in tps}
+        measured = await asyncio.to_thread(measured_end_offsets, self.client_conf, reported)
+        for tp in tps:
+            last = measured[(tp.topic, tp.partition)] - 1
+            if last != destination[tp]:
+                log.info("%s changelog %s: broker said end %d, measured %d", title, tp, destination[tp] + 1, last + 1)
+                destination[tp] = last
+
+
+def complete_recovery_table_manager(settings: Settings) -> type[TableManager]:
+    """A table manager whose recovery is :class:`MeasuredEndRecovery` (pass it
+    as the app's ``TableManager`` setting)."""
+    from stream.kafka_admin import client_conf
+
+    recovery_cls = type("ConfiguredRecovery", (MeasuredEndRecovery,), {"client_conf": client_conf(settings)})
+
+    class CompleteRecoveryTableManager(TableManager):  # type: ignore[misc]
+        @property
+        def recovery(self) -> Recovery:
+            if self._recovery is None:
+                self._recovery = recovery_cls(self.app, self, beacon=self.beacon, loop=self.loop)
+            return self._recovery
+
+    return CompleteRecoveryTableManager

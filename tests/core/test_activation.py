@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 
+import orjson
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from stream.core.activation import rebuild_account_tallies
 from stream.core.criteria import parse_criteria
 from stream.core.replay import OfflinePipeline
+from stream.core.routing import ParkingLimits
 from stream.core.state import AccountState, UserState
 from tests.conftest import ROOT
 from tests.core.helpers import group, identify, snapshot, track
@@ -102,7 +104,7 @@ def test_call_naming_no_account_waits_for_the_group_call(criteria):
 
 
 def test_call_naming_no_account_goes_to_dlq_after_grace(criteria):
-    p = OfflinePipeline(criteria)
+    p = OfflinePipeline(criteria, parking=ParkingLimits(grace_ms=3_600_000, max_parked_per_user=10))
     p.feed(track("x", "stranger", None, "Report Created", 1), offset=0)
     p.feed(track("y", "stranger", None, "Report Created", 2 * 60), offset=1)  # two hours later
     assert [r.reason for r in p.rejections] == ["no_account"]
@@ -253,3 +255,12 @@ def test_share_rule_follows_team_growth(criteria):
     last = [r for r in p.records if r["level"] == "account"][-1]
     assert (last["kind"], last["old_rate"], last["new_rate"]) == ("activation_changed", 0.2, 0.0)
     assert "wide_sharing" in last["missing"]
+
+
+def test_parking_is_bounded_per_user(criteria):
+    p = OfflinePipeline(criteria, parking=ParkingLimits(max_parked_per_user=3))
+    for i in range(5):
+        p.feed(track(f"p{i}", "lost", None, "Logged In", i), offset=i)
+    assert [orjson.loads(r.raw)["messageId"] for r in p.rejections] == ["p0", "p1"]
+    p.feed(group("lost", "acme", 10), offset=9)
+    assert p.users[("acme", "lost")].events["Logged In"].n == 3

@@ -128,6 +128,12 @@ class Cluster:
             STREAM_TOPIC_DLQ=self.topics["dlq"],
             # small enough that a test can send an oversized message through the broker
             STREAM_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES),
+            # the offline expectation has no partition skew: never give up on parked calls
+            STREAM_PARK_GRACE_HOURS="100000",
+            # fast group joins: workers are restarted often here
+            STREAM_SESSION_TIMEOUT_SECONDS="6",
+            STREAM_HEARTBEAT_INTERVAL_SECONDS="0.5",
+            STREAM_REBALANCE_TIMEOUT_SECONDS="3",
         )
         return env
 

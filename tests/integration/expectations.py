@@ -1,0 +1,43 @@
+"""What the live system should show, computed offline with the same core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.core.criteria import Criteria
+from stream.core.replay import OfflinePipeline
+from stream.core.views import account_view, user_view
+from tests.integration.harness import WorkerProcess
+
+
+def offline(criteria: Criteria, messages: list[tuple[bytes, bytes]]) -> OfflinePipeline:
+    p = OfflinePipeline(criteria)
+    p.feed_all(v for _k, v in messages)
+    return p
+
+
+def expected_views(p: OfflinePipeline) -> dict[str, Any]:
+    views: dict[str, Any] = {}
+    for account_id, state in p.accounts.items():
+        views[account_id] = account_view(state, p.criteria)
+    for (account_id, user_id), user in p.users.items():
+        views[f"{account_id}/users/{user_id}"] = user_view(p.accounts[account_id], user, p.criteria)
+    return views
+
+
+def live_views(worker: WorkerProcess, keys: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys:
+        r = worker.get(f"/accounts/{key}")
+        out[key] = r.json() if r.status_code == 200 else r.status_code
+    return out
+
+
+def differences(expected: dict[str, Any], live: dict[str, Any]) -> list[str]:
+    return [k for k in expected if expected[k] != live.get(k)]
+
+
+def converged(worker: WorkerProcess, expected: dict[str, Any]) -> bool | list[str]:
+    """True once every account and user view equals the expectation."""
+    diff = differences(expected, live_views(worker, sorted(expected)))
+    return bool(not diff)
