@@ -163,15 +163,15 @@ def parse_criteria(doc: object) -> Criteria:
     users_raw = doc.get("user_milestones")
     if not isinstance(users_raw, list) or not users_raw:
         raise CriteriaError("user_milestones", "must be a non-empty list")
+    seen: set[str] = set()
+    user_ms = tuple(_parse_user(m, f"user_milestones[{i}]", seen) for i, m in enumerate(users_raw))
+    user_ids = {m.id for m in user_ms}
     accounts_raw = doc.get("account_milestones")
     if not isinstance(accounts_raw, list) or not accounts_raw:
         raise CriteriaError("account_milestones", "must be a non-empty list")
     if len(users_raw) + len(accounts_raw) > MAX_MILESTONES:
         raise CriteriaError("(document)", f"at most {MAX_MILESTONES} milestones in all")
 
-    seen: set[str] = set()
-    user_ms = tuple(_parse_user(m, f"user_milestones[{i}]", seen) for i, m in enumerate(users_raw))
-    user_ids = {m.id for m in user_ms}
     account_ms = tuple(
         _parse_account(m, f"account_milestones[{i}]", seen, user_ids) for i, m in enumerate(accounts_raw)
     )

@@ -151,7 +151,7 @@ class Cluster:
         return worker
 
     def run(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        env = self.env(self.workdir / "cli", 0)
+        env = self.env(self.workdir / "cli", 6066)
         return subprocess.run([STREAM, *args], env=env, input=stdin, capture_output=True, timeout=120, check=False)
 
     def produce(self, messages: Iterable[tuple[bytes | None, bytes]], topic: str | None = None) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
+from confluent_kafka import Producer
 
 from stream.core.criteria import parse_criteria
+from stream.core.routing import DirectoryEntry
 from stream.workload import WorkloadSpec, generate_messages
 from tests.integration.expectations import converged, expected_views, offline
 from tests.integration.harness import ROOT, Cluster, wait_until
@@ -48,17 +51,38 @@ def test_kill_and_replay_double_counts_nothing(clusters: dict[str, Cluster]):
     assert converged(worker, expected)
 
 
+BATCHES, PER_BATCH = 3, 50
+INJECTED = 4 * BATCHES * PER_BATCH
+
+
+def inject_batches(cluster: Cluster) -> None:
+    """Append multi-record batches of new directory entries to every changelog
+    partition: the case where an under-reported high watermark loses records."""
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 100, "batch.num.messages": 1000})
+    topic = f"{cluster.app_id}-directory-changelog"
+    n = 0
+    for _batch in range(BATCHES):
+        for partition in range(4):
+            for _ in range(PER_BATCH):
+                producer.produce(
+                    topic, key=f"injected-{n:04d}".encode(), value=DirectoryEntry().to_bytes(), partition=partition
+                )
+                n += 1
+        assert producer.flush(30) == 0
+
+
 def test_restart_on_empty_data_dir_recovers_every_key(clusters: dict[str, Cluster]):
     cluster = clusters["restart"]
     worker = cluster.workers[0]
     before = worker.get("/debug/digest").json()
     assert before["accounts"]["keys"] > SPEC.accounts and before["users"]["keys"] > SPEC.accounts
     worker.stop()
+    inject_batches(cluster)
     data_dir = Path(worker.env["STREAM_DATA_DIR"])
-    import shutil
-
     shutil.rmtree(data_dir)
     data_dir.mkdir()
     worker.start().wait_ready()
     after = wait_until(lambda: worker.get("/debug/digest").json(), 30, what="digest")
-    assert after == before
+    assert after["accounts"] == before["accounts"]
+    assert after["users"] == before["users"]
+    assert after["directory"]["keys"] == before["directory"]["keys"] + INJECTED
