@@ -128,7 +128,9 @@ def cmd_criteria_publish(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream.demo import run_demo
 
-    return run_demo(load_settings(), accounts=args.accounts, days=args.days, rate=args.rate)
+    return run_demo(
+        load_settings(), accounts=args.accounts, days=args.days, rate=args.rate, exit_when_done=args.exit_when_done
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts", type=int, default=40)
     p.add_argument("--days", type=int, default=21)
     p.add_argument("--rate", type=float, default=400.0, help="events per second to publish")
+    p.add_argument("--exit-when-done", action="store_true", help="stop once every event is processed")
     p.set_defaults(func=cmd_demo)
     crit = sub.add_parser("criteria", help="activation criteria files")
     csub = crit.add_subparsers(dest="criteria_command", required=True)
