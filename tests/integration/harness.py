@@ -22,6 +22,7 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 STREAM = str(Path(sys.executable).parent / "stream")
 MAX_MESSAGE_BYTES = 100_000
+PARK_MAX = 20
 
 
 def wait_until(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> T:
@@ -130,6 +131,7 @@ class Cluster:
             STREAM_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES),
             # the offline expectation has no partition skew: never give up on parked calls
             STREAM_PARK_GRACE_HOURS="100000",
+            STREAM_PARK_MAX_PER_USER=str(PARK_MAX),
             # fast group joins: workers are restarted often here
             STREAM_SESSION_TIMEOUT_SECONDS="6",
             STREAM_HEARTBEAT_INTERVAL_SECONDS="0.5",

@@ -10,7 +10,7 @@ import orjson
 
 from stream.core.segment import schemas_dir
 from tests.core.helpers import group, identify, track
-from tests.integration.harness import MAX_MESSAGE_BYTES, Cluster, TopicReader, wait_until
+from tests.integration.harness import MAX_MESSAGE_BYTES, PARK_MAX, Cluster, TopicReader, wait_until
 
 CHANGE_SCHEMA = fastjsonschema.compile(json.loads((schemas_dir() / "activation-change.schema.json").read_text()))
 
@@ -162,3 +162,29 @@ def test_bad_input_goes_to_the_dlq_and_processing_continues(main: Cluster):
     assert 'stream_dlq_records_total{reason="not_utf8"}' in metrics
     for w in main.workers:
         assert w.process is not None and w.process.poll() is None
+
+
+def test_calls_naming_no_account_wait_for_the_group_call_then_give_up(main: Cluster):
+    with TopicReader(main.bootstrap, main.topics["dlq"]) as dlq:
+        # a user with no group call yet: calls are parked, not rejected ...
+        parked = [track(f"park-{i}", "park-u", None, "Report Created", i) for i in range(PARK_MAX + 2)]
+        main.produce([(b"park-u", v) for v in parked])
+
+        def dropped_oldest():
+            return [m for m in dlq.poll() if dict(m.headers())["dlq.reason"] == b"no_account"]
+
+        # ... up to the cap: the two oldest give up, with their original bytes
+        rejected = wait_until(lambda: len(dropped_oldest()) >= 2 and dropped_oldest(), 60, what="no_account")
+        assert sorted(m.value() for m in rejected) == sorted(parked[:2])
+        main.produce([(b"park-acct", group("park-u", "park-acct", 100))])
+        user = wait_until(
+            lambda: (
+                (r := main.workers[0].get("/accounts/park-acct/users/park-u")).status_code == 200
+                and r.json()["event_counts"].get("Report Created") == PARK_MAX
+                and r
+            ),
+            60,
+            what="parked calls applied once the group call arrived",
+        )
+        assert user.json()["milestones"]["reached"].keys() == {"report_created"}
+        assert len(dropped_oldest()) == 2
