@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import orjson
 
-from stream.core.criteria import criteria_summary, load_criteria_text
+from stream.core.criteria import Criteria, criteria_summary, load_criteria_text
 from stream.core.errors import ConfigError, CriteriaError, StreamError
 from stream.settings import Settings, load_settings
 
@@ -95,16 +95,21 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_criteria_file(name: str) -> Criteria:
+    path = Path(name)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CriteriaError(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        return load_criteria_text(text, str(path))
+    except CriteriaError as exc:
+        raise CriteriaError(f"{path}: {exc.field}", exc.message) from None
+
+
 def cmd_criteria_check(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    try:
-        criteria = load_criteria_text(path.read_text(), str(path))
-    except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 1
-    except CriteriaError as exc:
-        print(f"{path}: invalid criteria: {exc}", file=sys.stderr)
-        return 1
+    criteria = read_criteria_file(args.file)
     summary = criteria_summary(criteria)
     print(f"{path}: ok, version {summary['version']}, threshold {summary['activation_threshold']}")
     print(f"  user milestones:    {', '.join(summary['user_milestones'])}")
@@ -117,8 +122,7 @@ def cmd_criteria_publish(args: argparse.Namespace) -> int:
     from stream.worker.run import publish_criteria
 
     settings = _settings_with_broker()
-    path = Path(args.file)
-    criteria = load_criteria_text(path.read_text(), str(path))
+    criteria = read_criteria_file(args.file)
     ensure_topics(settings)
     publish_criteria(settings, criteria)
     print(f"published criteria v{criteria.version} to {settings.topics.criteria}")

@@ -10,11 +10,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from stream.core.activation import ActivationLimits
 from stream.core.errors import ConfigError
 from stream.core.routing import ParkingLimits
 from stream.core.segment import DecodeLimits
+
+N = TypeVar("N", int, float)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CRITERIA = REPO_ROOT / "deploy" / "criteria.yaml"
@@ -111,30 +114,27 @@ class Settings:
         return replace(self, broker_url=url)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N) -> N:
+    """An int or float variable (the type of ``default``), at least ``minimum``."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    kind = type(default)
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r}: must be an integer") from None
+        raise ConfigError(f"{name}={raw!r}: must be {'an integer' if kind is int else 'a number'}") from None
     if value < minimum:
         raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
     return value
 
 
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    return _number(env, name, default, minimum)
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: must be a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r}: must be positive")
-    return value
+    return _number(env, name, default, 0.001)
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
