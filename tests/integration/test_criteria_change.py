@@ -78,3 +78,28 @@ def test_bad_criteria_are_rejected_naming_the_field(clusters: dict[str, Cluster]
         (msg,) = wait_until(rejected, 60, what="the bad criteria in the DLQ")
     assert b"min_count" in dict(msg.headers())["dlq.detail"]
     assert orjson.loads(cluster.workers[0].get("/health").content)["status"] == "ready"
+
+
+def test_newer_criteria_file_at_start_is_adopted(clusters: dict[str, Cluster], tmp_path: Path):
+    """Restarting workers with a newer file rolls it out; an older file never rolls back."""
+    cluster = clusters["criteria"]
+    worker = cluster.workers[0]
+    doc = yaml.safe_load((ROOT / "deploy" / "criteria.yaml").read_text())
+    doc["version"] = 9
+    doc["activation_threshold"] = 0.6
+    newer = tmp_path / "criteria-v9.yaml"
+    newer.write_text(yaml.safe_dump(doc))
+    worker.stop()
+    worker.env["STREAM_CRITERIA"] = str(newer)
+    worker.start().wait_ready()
+    def on_v9() -> bool:
+        views = live_views(worker, ["acct-0000", "acct-0001"])
+        return all(isinstance(v, dict) and v["criteria_version"] == 9 for v in views.values())
+
+    wait_until(on_v9, 60, what="accounts re-evaluated under the file's v9")
+    # back to the v3 file: v9 stays
+    worker.stop()
+    worker.env["STREAM_CRITERIA"] = str(ROOT / "deploy" / "criteria.yaml")
+    worker.start().wait_ready()
+    assert worker.get("/health").json()["criteria_version"] == 9
+    assert live_views(worker, ["acct-0000"])["acct-0000"]["criteria_version"] == 9
