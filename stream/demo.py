@@ -27,7 +27,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from stream.broker import EmbeddedBroker, free_port
+from stream.broker import EmbeddedBroker, die_with_parent, free_port
 from stream.kafka_admin import client_conf, ensure_topics, make_producer
 from stream.settings import Settings
 from stream.workload import WorkloadSpec, generate_messages
@@ -79,10 +79,10 @@ def _bar(rate: float, width: int = 20) -> str:
 
 def render(state: DemoState, progress: Progress, web: str) -> Group:
     table = Table(title="Account activation (from the activation-changes topic)", expand=False)
-    table.add_column("account", no_wrap=True)
-    table.add_column("activation rate", no_wrap=True)
+    table.add_column("account", no_wrap=True, min_width=11)
+    table.add_column("activation rate", no_wrap=True, min_width=26)
     table.add_column("users ✓", justify="right")
-    table.add_column("missing milestones", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.add_column("missing milestones", overflow="ellipsis", no_wrap=True, max_width=40)
     table.add_column("last change", overflow="ellipsis", no_wrap=True)
     for account_id in sorted(state.accounts)[:MAX_ROWS]:
         row = state.accounts[account_id]
@@ -197,6 +197,7 @@ def run_demo(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         with console.status("starting the worker (it joins its consumer group and restores its tables)…"):
             _wait_ready(web, worker, log)

@@ -16,7 +16,7 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream.broker import free_port
+from stream.broker import die_with_parent, free_port
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +63,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         return self
 

@@ -92,6 +92,7 @@ def test_newer_criteria_file_at_start_is_adopted(clusters: dict[str, Cluster], t
     worker.stop()
     worker.env["STREAM_CRITERIA"] = str(newer)
     worker.start().wait_ready()
+
     def on_v9() -> bool:
         views = live_views(worker, ["acct-0000", "acct-0001"])
         return all(isinstance(v, dict) and v["criteria_version"] == 9 for v in views.values())
