@@ -37,5 +37,8 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.throughput
+
 clean:
 	rm -rf $(VENV) data .demo .pytest_cache .mypy_cache .ruff_cache

@@ -247,6 +247,7 @@ class ActivationWorker:
             await self._publish(recompute(state, self._members(state), criteria, env.ts))
         user = self._load_user(env.account_id, env.user_id)
         outcome = apply_envelope(state, user, env, criteria, self.settings.limits)
+        metrics.ACCOUNT_CALLS.labels(outcome.status).inc()
         if outcome.status == "duplicate":
             metrics.DUPLICATES.inc()
             return

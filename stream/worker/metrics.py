@@ -12,6 +12,12 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS = Counter("stream_events_total", "Segment calls decoded from the input topic", ["type"], registry=REGISTRY)
 DLQ = Counter("stream_dlq_records_total", "Records sent to the dead-letter topic", ["reason"], registry=REGISTRY)
+ACCOUNT_CALLS = Counter(
+    "stream_account_calls_total",
+    "Calls applied to account state, by outcome (applied, duplicate, rejected)",
+    ["status"],
+    registry=REGISTRY,
+)
 DUPLICATES = Counter(
     "stream_duplicates_skipped_total", "Calls skipped because they were already applied", registry=REGISTRY
 )
