@@ -21,6 +21,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -29,7 +30,6 @@ from faust.types import EventT
 
 from stream.core.activation import Record, apply_envelope, new_account, new_user, recompute
 from stream.core.criteria import Criteria, parse_criteria
-from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
 from stream.core.segment import Rejection, decode_message
@@ -37,6 +37,16 @@ from stream.core.state import AccountState, UserState
 from stream.core.timeutil import utc_now_ms
 from stream.settings import Settings
 from stream.worker import metrics
+from stream.worker.batching import (
+    BATCH_MAX,
+    BATCH_WITHIN_S,
+    DeadLetter,
+    Outbox,
+    by_partition,
+    in_partition_of,
+    pack,
+    unpack,
+)
 from stream.worker.dlq import DeadLetters
 from stream.worker.recovery import complete_recovery_table_manager
 from stream.worker.web import register_views
@@ -134,64 +144,96 @@ class ActivationWorker:
 
     # ------------------------------------------------------------ ingest
 
-    async def _guarded(self, stream: faust.StreamT[bytes], handle: Any) -> None:
-        """Run ``handle`` per event; an unexpected error sends the record to the
-        DLQ (reason ``processing_error``) instead of crashing the agent, which
-        would restart it and stall the partition on the same record forever."""
-        async for event in stream.events():
-            try:
-                await handle(event)
-            except Exception as exc:
-                msg = event.message
-                log.exception("processing error on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-                await self.dlq.send(
-                    "processing_error",
-                    f"{type(exc).__name__}",
-                    event.value or b"",
-                    msg.key,
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                    None,
-                )
+    async def _send(self, outbox: Outbox) -> None:
+        """Send what a batch produced: packed envelopes, records, dead letters."""
+        for partition, envs in outbox.to_users.items():
+            await self.user_topic.send(value=pack(envs), partition=partition)
+        for partition, envs in outbox.to_accounts.items():
+            await self.account_topic.send(value=pack(envs), partition=partition)
+        await self._publish(outbox.records)
+        for d in outbox.dead:
+            await self.dlq.send(d.reason, d.detail, d.value, d.key, d.topic, d.partition, d.offset, d.index)
+        for reason, detail, env in outbox.dead_envelopes:
+            await self.dlq.send_envelope(reason, detail, env)
+
+    def _failed(self, outbox: Outbox, event: EventT[bytes], exc: Exception) -> None:
+        """An unexpected error on one message: it goes to the DLQ (reason
+        ``processing_error``) instead of crashing the agent, which would
+        restart it and stall the partition on the same message forever."""
+        msg = event.message
+        log.error("processing error on %s[%d]@%d: %r", msg.topic, msg.partition, msg.offset, exc, exc_info=exc)
+        outbox.dead.append(
+            DeadLetter(
+                "processing_error",
+                type(exc).__name__,
+                event.value or b"",
+                msg.key,
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                None,
+            )
+        )
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
-        await self._guarded(stream, self._ingest_one)
+        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+            outbox = Outbox(self.settings.partitions)
+            for event in events:
+                try:
+                    self._ingest_one(event, outbox)
+                except Exception as exc:
+                    self._failed(outbox, event, exc)
+            await self._send(outbox)
 
-    async def _ingest_one(self, event: EventT[bytes]) -> None:
-        settings = self.settings
+    def _ingest_one(self, event: EventT[bytes], outbox: Outbox) -> None:
         msg = event.message
         broker_ts = int(msg.timestamp * 1000) if msg.timestamp else None
-        for item in decode_message(event.value, broker_timestamp_ms=broker_ts, limits=settings.decode):
+        for item in decode_message(event.value, broker_timestamp_ms=broker_ts, limits=self.settings.decode):
             if isinstance(item, Rejection):
-                await self.dlq.send(
-                    item.reason, item.detail, item.raw, msg.key, msg.topic, msg.partition, msg.offset, item.index
+                outbox.dead.append(
+                    DeadLetter(
+                        item.reason, item.detail, item.raw, msg.key, msg.topic, msg.partition, msg.offset, item.index
+                    )
                 )
                 continue
             metrics.EVENTS.labels(item.type).inc()
             for target, env in route_call(item, msg.topic, msg.partition, msg.offset):
                 if target == TO_ACCOUNT:
-                    await self.account_topic.send(key=env.account_id.encode(), value=env.to_bytes())
+                    outbox.to_account(env)
                 else:
-                    await self.user_topic.send(key=env.user_id.encode(), value=env.to_bytes())
+                    outbox.to_user(env)
 
     # --------------------------------------------------------- directory
 
     async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
-        await self._guarded(stream, self._directory_one)
+        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+            outbox = Outbox(self.settings.partitions)
+            for partition, group in by_partition(events).items():
+                with in_partition_of(group[-1]):
+                    entries: dict[str, DirectoryEntry] = {}
+                    for event in group:
+                        try:
+                            self._directory_one(event, partition, entries, outbox)
+                        except Exception as exc:
+                            self._failed(outbox, event, exc)
+                    for user_id, entry in entries.items():
+                        self.directory[user_id.encode()] = entry.to_bytes()
+            await self._send(outbox)
 
-    async def _directory_one(self, event: EventT[bytes]) -> None:
-        env = Envelope.from_bytes(event.value)
-        key = env.user_id.encode()
-        entry = DirectoryEntry.from_bytes(self.directory.get(key))
-        outcome = apply_to_directory(entry, env, event.message.partition, self.settings.parking)
-        if outcome.duplicate:
-            return
-        self.directory[key] = entry.to_bytes()
-        for rejected in outcome.rejected:
-            await self.dlq.send_envelope("no_account", "no group call named this user's account in time", rejected)
-        for fwd in outcome.forward:
-            await self.account_topic.send(key=fwd.account_id.encode(), value=fwd.to_bytes())
+    def _directory_one(
+        self, event: EventT[bytes], partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
+    ) -> None:
+        for env in unpack(event.value):
+            entry = entries.get(env.user_id)
+            if entry is None:
+                entry = entries[env.user_id] = DirectoryEntry.from_bytes(self.directory.get(env.user_id.encode()))
+            outcome = apply_to_directory(entry, env, partition, self.settings.parking)
+            for rejected in outcome.rejected:
+                outbox.dead_envelopes.append(
+                    ("no_account", "no group call named this user's account in time", rejected)
+                )
+            for fwd in outcome.forward:
+                outbox.to_account(fwd)
 
     # ---------------------------------------------------------- accounts
 
@@ -231,31 +273,51 @@ class ActivationWorker:
         return user
 
     async def accounts_agent(self, stream: faust.StreamT[bytes]) -> None:
-        await self._guarded(stream, self._account_one)
+        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+            outbox = Outbox(self.settings.partitions)
+            for partition, group in by_partition(events).items():
+                with in_partition_of(group[-1]):
+                    dirty = _Dirty()
+                    for event in group:
+                        try:
+                            if event.value.startswith(CONTROL_PREFIX):
+                                self._write(dirty)
+                                outbox.records += self._adopt_criteria(event, partition)
+                            else:
+                                self._account_calls(event, partition, dirty, outbox)
+                        except Exception as exc:
+                            self._failed(outbox, event, exc)
+                    self._write(dirty)
+            await self._send(outbox)
 
-    async def _account_one(self, event: EventT[bytes]) -> None:
-        partition = event.message.partition
-        if event.value.startswith(CONTROL_PREFIX):
-            await self._adopt_criteria(event, partition)
-            return
-        env = Envelope.from_bytes(event.value)
+    def _account_calls(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         criteria = self.criteria_for(partition)
-        state = self._load_account(env.account_id, criteria)
-        if state.criteria_version < criteria.version:
-            # An account first seen under older criteria, touched after a
-            # switch it missed (e.g. restored from an old changelog).
-            await self._publish(recompute(state, self._members(state), criteria, env.ts))
-        user = self._load_user(env.account_id, env.user_id)
-        outcome = apply_envelope(state, user, env, criteria, self.settings.limits)
-        metrics.ACCOUNT_CALLS.labels(outcome.status).inc()
-        if outcome.status == "duplicate":
-            metrics.DUPLICATES.inc()
-            return
-        self.accounts[env.account_id.encode()] = state.to_bytes()
-        self.users[user_key(env.account_id, env.user_id)] = user.to_bytes()
-        if outcome.status == "rejected":
-            await self.dlq.send_envelope(outcome.reason, "per-account user limit reached", env)
-        await self._publish(outcome.records)
+        for env in unpack(event.value):
+            state = self._load_account(env.account_id, criteria)
+            if state.criteria_version < criteria.version:
+                # An account first seen under older criteria, touched after a
+                # switch it missed (e.g. restored from an old changelog).
+                outbox.records += recompute(state, self._members(state), criteria, env.ts)
+            user = self._load_user(env.account_id, env.user_id)
+            outcome = apply_envelope(state, user, env, criteria, self.settings.limits)
+            metrics.ACCOUNT_CALLS.labels(outcome.status).inc()
+            if outcome.status == "duplicate":
+                metrics.DUPLICATES.inc()
+                continue
+            dirty.accounts[env.account_id] = state
+            dirty.users[(env.account_id, env.user_id)] = user
+            if outcome.status == "rejected":
+                outbox.dead_envelopes.append((outcome.reason, "per-account user limit reached", env))
+            outbox.records += outcome.records
+
+    def _write(self, dirty: _Dirty) -> None:
+        """One table write per account and user touched (inside the partition's context)."""
+        for account_id, state in dirty.accounts.items():
+            self.accounts[account_id.encode()] = state.to_bytes()
+        for (account_id, user_id), user in dirty.users.items():
+            self.users[user_key(account_id, user_id)] = user.to_bytes()
+        dirty.accounts.clear()
+        dirty.users.clear()
 
     def _members(self, state: AccountState) -> dict[str, UserState]:
         return {uid: self._load_user(state.account_id, uid) for uid in state.members}
@@ -265,29 +327,29 @@ class ActivationWorker:
             metrics.CHANGES.labels(record["kind"], record["level"]).inc()
             await self.changes_topic.send(key=record["account_id"].encode(), value=orjson.dumps(record))
 
-    async def _adopt_criteria(self, event: EventT[bytes], partition: int) -> None:
+    def _adopt_criteria(self, event: EventT[bytes], partition: int) -> list[Record]:
         control: Mapping[str, Any] = orjson.loads(event.value)
         new = self._remember(parse_criteria(control["criteria"]))
         current = self.criteria_for(partition)
         if new.version <= current.version:
-            return  # replayed or outdated: versions only move forward
+            return []  # replayed or outdated: versions only move forward
         at_ms = int(control["at"])
         self.criteria_by_partition[partition] = new
         self.accounts[CRITERIA_KEY] = orjson.dumps(dict(new.document))
         log.info("partition %d: criteria v%d -> v%d, re-evaluating", partition, current.version, new.version)
-        count = 0
-        for key in list(self._partition_account_keys(partition)):
+        records: list[Record] = []
+        keys = self._partition_account_keys(partition)
+        for key in keys:
             account_id = key.decode()
             state = self._load_account(account_id, new)
             users = self._members(state)
-            records = recompute(state, users, new, at_ms)
+            records += recompute(state, users, new, at_ms)
             self.accounts[key] = state.to_bytes()
             for uid, user in users.items():
                 self.users[user_key(account_id, uid)] = user.to_bytes()
-            await self._publish(records)
-            count += 1
         metrics.CRITERIA_VERSION.set(new.version)
-        log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, count, new.version)
+        log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, len(keys), new.version)
+        return records
 
     def _partition_account_keys(self, partition: int) -> list[bytes]:
         store = self.accounts.data
@@ -297,22 +359,28 @@ class ActivationWorker:
     # ---------------------------------------------------------- criteria
 
     async def criteria_agent(self, stream: faust.StreamT[bytes]) -> None:
-        await self._guarded(stream, self._criteria_one)
+        async for event in stream.events():
+            msg = event.message
+            try:
+                criteria = parse_criteria(_load_document(event.value))
+            except CriteriaError as exc:
+                await self.dlq.send(
+                    "bad_criteria", str(exc), event.value, msg.key, msg.topic, msg.partition, msg.offset, None
+                )
+                continue
+            at_ms = int(msg.timestamp * 1000) if msg.timestamp else utc_now_ms()
+            control = orjson.dumps({"criteria": dict(criteria.document), "at": at_ms})
+            for partition in range(self.settings.partitions):
+                await self.account_topic.send(key=CRITERIA_KEY, value=control, partition=partition)
+            log.info("criteria v%d published to %d partitions", criteria.version, self.settings.partitions)
 
-    async def _criteria_one(self, event: EventT[bytes]) -> None:
-        msg = event.message
-        try:
-            criteria = parse_criteria(_load_document(event.value))
-        except CriteriaError as exc:
-            await self.dlq.send(
-                "bad_criteria", str(exc), event.value, msg.key, msg.topic, msg.partition, msg.offset, None
-            )
-            return
-        at_ms = int(msg.timestamp * 1000) if msg.timestamp else utc_now_ms()
-        control = orjson.dumps({"criteria": dict(criteria.document), "at": at_ms})
-        for partition in range(self.settings.partitions):
-            await self.account_topic.send(key=CRITERIA_KEY, value=control, partition=partition)
-        log.info("criteria v%d published to %d partitions", criteria.version, self.settings.partitions)
+
+@dataclass
+class _Dirty:
+    """Accounts and users changed by the batch, written once at its end."""
+
+    accounts: dict[str, AccountState] = field(default_factory=dict)
+    users: dict[tuple[str, str], UserState] = field(default_factory=dict)
 
 
 def _load_document(raw: bytes) -> object:
