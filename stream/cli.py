@@ -129,6 +129,20 @@ def cmd_criteria_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from stream.verify import print_report, verify
+    from stream.worker.run import published_criteria
+
+    settings = _settings_with_broker()
+    criteria = read_criteria_file(args.criteria) if args.criteria else published_criteria(settings)
+    if criteria is None:
+        criteria = read_criteria_file(str(settings.criteria_path))
+    url = args.url or f"http://127.0.0.1:{settings.web_port}"
+    report = verify(settings, criteria, url)
+    print_report(report)
+    return 0 if report.ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream.demo import run_demo
 
@@ -154,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=400.0, help="events per second to publish")
     p.add_argument("--exit-when-done", action="store_true", help="stop once every event is processed")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("verify", help="compare live state with an offline run of the input topic; lists differences")
+    p.add_argument("--url", default=None, help="a worker's HTTP address (default: http://127.0.0.1:STREAM_WEB_PORT)")
+    p.add_argument("--criteria", default=None, help="criteria file (default: the newest published version)")
+    p.set_defaults(func=cmd_verify)
     crit = sub.add_parser("criteria", help="activation criteria files")
     csub = crit.add_subparsers(dest="criteria_command", required=True)
     p = csub.add_parser("check", help="validate a criteria file, naming the offending field")

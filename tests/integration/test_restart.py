@@ -86,3 +86,24 @@ def test_restart_on_empty_data_dir_recovers_every_key(clusters: dict[str, Cluste
     assert after["accounts"] == before["accounts"]
     assert after["users"] == before["users"]
     assert after["directory"]["keys"] == before["directory"]["keys"] + INJECTED
+
+
+def test_verify_agrees_with_the_live_state(clusters: dict[str, Cluster], tmp_path: Path):
+    """`stream verify` recomputes everything from the input topic and compares it over HTTP."""
+    cluster = clusters["restart"]
+    worker = cluster.workers[0]
+    env_port = worker.env["STREAM_WEB_PORT"]
+    done = cluster.run("verify", "--url", f"http://127.0.0.1:{env_port}")
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    assert "0 differ" in out and "OK: live state equals the offline run" in out
+    checked = int(out.split("checked ")[1].split()[0])
+    assert checked > SPEC.accounts * 3
+    # and it does notice when things differ: judge the same state by other criteria
+    doc = yaml.safe_load((ROOT / "deploy" / "criteria.yaml").read_text())
+    doc["activation_threshold"] = 0.5
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(doc))
+    differs = cluster.run("verify", "--url", f"http://127.0.0.1:{env_port}", "--criteria", str(other))
+    assert differs.returncode == 1
+    assert b"DIFFERENCES FOUND" in differs.stdout and b"/accounts/acct-" in differs.stdout
