@@ -82,6 +82,9 @@ class Settings:
     parking: ParkingLimits = field(default_factory=ParkingLimits)
     group: GroupTimeouts = field(default_factory=GroupTimeouts)
     standby_replicas: int = 0
+    #: Decoded accounts and users kept in memory (the tables hold the truth).
+    cache_accounts: int = 5_000
+    cache_users: int = 50_000
     log_level: str = "info"
 
     @property
@@ -197,5 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             rebalance_timeout_s=_float(env, "STREAM_REBALANCE_TIMEOUT_SECONDS", 10.0),
         ),
         standby_replicas=_int(env, "STREAM_STANDBY_REPLICAS", 0, minimum=0),
+        cache_accounts=_int(env, "STREAM_CACHE_ACCOUNTS", 5_000),
+        cache_users=_int(env, "STREAM_CACHE_USERS", 50_000),
         log_level=log_level,
     )

@@ -30,6 +30,7 @@ from faust.types import EventT
 
 from stream.core.activation import Record, apply_envelope, new_account, new_user, recompute
 from stream.core.criteria import Criteria, parse_criteria
+from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
 from stream.core.segment import Rejection, decode_message
@@ -98,8 +99,8 @@ class ActivationWorker:
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
         self.criteria_by_partition: dict[int, Criteria] = {}
-        self.account_cache: LRU = LRU(5_000)
-        self.user_cache: LRU = LRU(50_000)
+        self.account_cache: LRU = LRU(settings.cache_accounts)
+        self.user_cache: LRU = LRU(settings.cache_users)
         app.agent(self.events_topic, name="ingest")(self.ingest)
         app.agent(self.user_topic, name="directory")(self.directory_agent)
         app.agent(self.account_topic, name="accounts")(self.accounts_agent)
@@ -109,7 +110,7 @@ class ActivationWorker:
         self.known_criteria: dict[int, Criteria] = {default_criteria.version: default_criteria}
         register_views(self)
 
-    def criteria_version(self, version: int) -> Criteria:
+    def criteria_of_version(self, version: int) -> Criteria:
         """The criteria of a given version, for views (else the newest known)."""
         return self.known_criteria.get(version) or self.known_criteria[self.latest_version()]
 
@@ -255,17 +256,18 @@ class ActivationWorker:
             self.criteria_by_partition[partition] = criteria
         return criteria
 
-    def _load_account(self, account_id: str, criteria: Criteria) -> AccountState:
-        state = self.account_cache.get(account_id)
+    def _load_account(self, account_id: str, criteria: Criteria, dirty: _Dirty) -> AccountState:
+        """The batch's own copy first: the cache may have evicted it before it was written."""
+        state = dirty.accounts.get(account_id) or self.account_cache.get(account_id)
         if state is None:
             raw = self.accounts.get(account_id.encode())
             state = AccountState.from_bytes(account_id, raw) if raw is not None else new_account(account_id, criteria)
             self.account_cache.put(account_id, state)
         return state
 
-    def _load_user(self, account_id: str, user_id: str) -> UserState:
+    def _load_user(self, account_id: str, user_id: str, dirty: _Dirty) -> UserState:
         key = (account_id, user_id)
-        user = self.user_cache.get(key)
+        user = dirty.users.get(key) or self.user_cache.get(key)
         if user is None:
             raw = self.users.get(user_key(account_id, user_id))
             user = UserState.from_bytes(account_id, user_id, raw) if raw is not None else new_user(*key)
@@ -293,22 +295,41 @@ class ActivationWorker:
     def _account_calls(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         criteria = self.criteria_for(partition)
         for env in unpack(event.value):
-            state = self._load_account(env.account_id, criteria)
-            if state.criteria_version < criteria.version:
-                # An account first seen under older criteria, touched after a
-                # switch it missed (e.g. restored from an old changelog).
-                outbox.records += recompute(state, self._members(state), criteria, env.ts)
-            user = self._load_user(env.account_id, env.user_id)
-            outcome = apply_envelope(state, user, env, criteria, self.settings.limits)
-            metrics.ACCOUNT_CALLS.labels(outcome.status).inc()
-            if outcome.status == "duplicate":
-                metrics.DUPLICATES.inc()
-                continue
+            try:
+                self._account_call(env, criteria, dirty, outbox)
+            except Exception as exc:
+                # Forget the half-applied copies: the next call reloads what was last written.
+                key = (env.account_id, env.user_id)
+                for cache, k in (
+                    (dirty.accounts, env.account_id),
+                    (self.account_cache, env.account_id),
+                    (dirty.users, key),
+                    (self.user_cache, key),
+                ):
+                    cache.pop(k, None)
+                log.error("processing error on a call of account %r: %r", env.account_id, exc, exc_info=exc)
+                outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
+
+    def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
+        state = self._load_account(env.account_id, criteria, dirty)
+        if state.criteria_version < criteria.version:
+            # An account first seen under older criteria, touched after a
+            # switch it missed (e.g. restored from an old changelog).
+            members = self._members(state, dirty)
+            outbox.records += recompute(state, members, criteria, env.ts)
             dirty.accounts[env.account_id] = state
-            dirty.users[(env.account_id, env.user_id)] = user
-            if outcome.status == "rejected":
-                outbox.dead_envelopes.append((outcome.reason, "per-account user limit reached", env))
-            outbox.records += outcome.records
+            dirty.users.update(((env.account_id, uid), u) for uid, u in members.items())
+        user = self._load_user(env.account_id, env.user_id, dirty)
+        outcome = apply_envelope(state, user, env, criteria, self.settings.limits)
+        metrics.ACCOUNT_CALLS.labels(outcome.status).inc()
+        if outcome.status == "duplicate":
+            metrics.DUPLICATES.inc()
+            return
+        dirty.accounts[env.account_id] = state
+        dirty.users[(env.account_id, env.user_id)] = user
+        if outcome.status == "rejected":
+            outbox.dead_envelopes.append((outcome.reason, "per-account user limit reached", env))
+        outbox.records += outcome.records
 
     def _write(self, dirty: _Dirty) -> None:
         """One table write per account and user touched (inside the partition's context)."""
@@ -319,8 +340,8 @@ class ActivationWorker:
         dirty.accounts.clear()
         dirty.users.clear()
 
-    def _members(self, state: AccountState) -> dict[str, UserState]:
-        return {uid: self._load_user(state.account_id, uid) for uid in state.members}
+    def _members(self, state: AccountState, dirty: _Dirty) -> dict[str, UserState]:
+        return {uid: self._load_user(state.account_id, uid, dirty) for uid in state.members}
 
     async def _publish(self, records: list[Record]) -> None:
         for record in records:
@@ -340,13 +361,13 @@ class ActivationWorker:
         records: list[Record] = []
         keys = self._partition_account_keys(partition)
         for key in keys:
+            dirty = _Dirty()
             account_id = key.decode()
-            state = self._load_account(account_id, new)
-            users = self._members(state)
+            state = dirty.accounts[account_id] = self._load_account(account_id, new, dirty)
+            users = self._members(state, dirty)
             records += recompute(state, users, new, at_ms)
-            self.accounts[key] = state.to_bytes()
-            for uid, user in users.items():
-                self.users[user_key(account_id, uid)] = user.to_bytes()
+            dirty.users.update(((account_id, uid), u) for uid, u in users.items())
+            self._write(dirty)
         metrics.CRITERIA_VERSION.set(new.version)
         log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, len(keys), new.version)
         return records

@@ -133,6 +133,9 @@ class Cluster:
             # the offline expectation has no partition skew: never give up on parked calls
             STREAM_PARK_GRACE_HOURS="100000",
             STREAM_PARK_MAX_PER_USER=str(PARK_MAX),
+            # tiny caches: state is evicted and reloaded all the time, mid-batch too
+            STREAM_CACHE_ACCOUNTS="3",
+            STREAM_CACHE_USERS="5",
             # fast group joins: workers are restarted often here
             STREAM_SESSION_TIMEOUT_SECONDS="6",
             STREAM_HEARTBEAT_INTERVAL_SECONDS="0.5",
