@@ -225,16 +225,23 @@ class ActivationWorker:
         self, event: EventT[bytes], partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
     ) -> None:
         for env in unpack(event.value):
-            entry = entries.get(env.user_id)
-            if entry is None:
-                entry = entries[env.user_id] = DirectoryEntry.from_bytes(self.directory.get(env.user_id.encode()))
-            outcome = apply_to_directory(entry, env, partition, self.settings.parking)
-            for rejected in outcome.rejected:
-                outbox.dead_envelopes.append(
-                    ("no_account", "no group call named this user's account in time", rejected)
-                )
-            for fwd in outcome.forward:
-                outbox.to_account(fwd)
+            try:
+                self._directory_call(env, partition, entries, outbox)
+            except Exception as exc:
+                log.error("processing error on a call of user %r: %r", env.user_id, exc, exc_info=exc)
+                outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
+
+    def _directory_call(
+        self, env: Envelope, partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
+    ) -> None:
+        entry = entries.get(env.user_id)
+        if entry is None:
+            entry = entries[env.user_id] = DirectoryEntry.from_bytes(self.directory.get(env.user_id.encode()))
+        outcome = apply_to_directory(entry, env, partition, self.settings.parking)
+        for rejected in outcome.rejected:
+            outbox.dead_envelopes.append(("no_account", "no group call named this user's account in time", rejected))
+        for fwd in outcome.forward:
+            outbox.to_account(fwd)
 
     # ---------------------------------------------------------- accounts
 
@@ -298,15 +305,8 @@ class ActivationWorker:
             try:
                 self._account_call(env, criteria, dirty, outbox)
             except Exception as exc:
-                # Forget the half-applied copies: the next call reloads what was last written.
-                key = (env.account_id, env.user_id)
-                for cache, k in (
-                    (dirty.accounts, env.account_id),
-                    (self.account_cache, env.account_id),
-                    (dirty.users, key),
-                    (self.user_cache, key),
-                ):
-                    cache.pop(k, None)
+                # Only this call goes to the DLQ; what earlier calls of the batch
+                # did to the same account stays (dropping it would lose them).
                 log.error("processing error on a call of account %r: %r", env.account_id, exc, exc_info=exc)
                 outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
 

@@ -188,3 +188,21 @@ def test_calls_naming_no_account_wait_for_the_group_call_then_give_up(main: Clus
         )
         assert user.json()["milestones"]["reached"].keys() == {"report_created"}
         assert len(dropped_oldest()) == 2
+
+
+def test_unexpected_internal_garbage_is_dead_lettered_not_fatal(main: Cluster):
+    """Even a malformed internal message (only a bug could write one) costs that message, not the worker."""
+    garbage = b'{"calls":[{"k":"track"}]}'
+    with TopicReader(main.bootstrap, main.topics["dlq"]) as dlq:
+        main.produce([(None, garbage)], topic=f"{main.app_id}-account-calls")
+
+        def processing_errors():
+            return [m for m in dlq.poll() if dict(m.headers())["dlq.reason"] == b"processing_error"]
+
+        (msg,) = wait_until(processing_errors, 60, what="the garbage in the DLQ")
+    assert msg.value() == garbage
+    assert dict(msg.headers())["dlq.source.topic"].decode() == f"{main.app_id}-account-calls"
+    main.produce([keyed(group("after-garbage-u", "after-garbage", 1))])
+    wait_until(
+        lambda: main.workers[0].get("/accounts/after-garbage").status_code == 200, 60, what="processing to go on"
+    )
