@@ -34,6 +34,14 @@ def user_lane(user_partition: int, inner_lane: str) -> str:
     return f"u{user_partition}:{inner_lane}"
 
 
+def lane_source(lane: str) -> tuple[str, int]:
+    """(input topic, partition) a lane started from: ``u3:d:topic:0`` -> (topic, 0)."""
+    inner = lane.split(":", 1)[1] if lane.startswith("u") else lane
+    _direct, rest = inner.split(":", 1)
+    topic, _, partition = rest.rpartition(":")
+    return topic, int(partition)
+
+
 def route_call(event: Event, topic: str, partition: int, offset: int) -> list[tuple[str, Envelope]]:
     """Where one decoded call goes from the input topic."""
     lane = direct_lane(topic, partition)

@@ -10,15 +10,8 @@ from __future__ import annotations
 import faust
 
 from stream.core.envelope import Envelope
+from stream.core.routing import lane_source
 from stream.worker import metrics
-
-
-def parse_lane(lane: str) -> tuple[str, int]:
-    """(source topic, partition) from an envelope lane such as ``u3:d:topic:0``."""
-    inner = lane.split(":", 1)[1] if lane.startswith("u") else lane
-    _d, rest = inner.split(":", 1)
-    topic, _, partition = rest.rpartition(":")
-    return topic, int(partition)
 
 
 class DeadLetters:
@@ -50,7 +43,7 @@ class DeadLetters:
 
     async def send_envelope(self, reason: str, detail: str, env: Envelope) -> None:
         """A call rejected after re-keying: the original record when it was kept."""
-        topic, partition = parse_lane(env.lane)
+        topic, partition = lane_source(env.lane)
         value = env.raw.encode() if env.raw is not None else env.to_bytes()
         await self.send(
             reason,
