@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.settings import Settings
+
+log = logging.getLogger("stream.kafka")
+PartitionKey = tuple[str, int]
 
 
 def client_conf(settings: Settings) -> dict[str, str]:
@@ -91,47 +96,75 @@ def produce_all(settings: Settings, topic: str, messages: Iterable[tuple[bytes |
     return count
 
 
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """The next offset to be written per partition, measured, not trusted.
+def measured_end_offsets(
+    conf: Mapping[str, Any], reported: Mapping[PartitionKey, int], timeout: float = 10.0
+) -> dict[PartitionKey, int]:
+    """The true next offset of each partition, starting from a reported one.
 
-    Some brokers (the embedded one among them) report a high watermark below
-    the real end of the log; reading the tail finds the true end.
+    ``reported`` values are what ListOffsets said (0 or less: empty). Reads from
+    one before the reported end (the start of the last batch, when the report
+    is low) until end-of-partition, keeping the highest offset seen.
     """
-    consumer = Consumer({**client_conf(settings), "group.id": "stream-end-probe", "enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        out: dict[int, int] = {}
-        for p in meta.partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            out[p] = high
-        return out
-    finally:
-        consumer.close()
-
-
-def consume_all(settings: Settings, topic: str, idle_seconds: float = 2.0, timeout: float = 60.0) -> Iterator[object]:
-    """Read a topic from the beginning until nothing new arrives for ``idle_seconds``."""
+    result = dict(reported)
+    todo = {k: v for k, v in reported.items() if v > 0}
+    if not todo:
+        return result
     consumer = Consumer(
         {
-            **client_conf(settings),
-            "group.id": f"stream-reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
+            **conf,
+            "group.id": "stream-changelog-end-probe",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
         }
     )
-    consumer.subscribe([topic])
-    deadline = time.monotonic() + timeout
-    idle_since = time.monotonic()
     try:
-        while time.monotonic() < deadline:
-            msgs = consumer.consume(1000, 0.2)
-            if not msgs:
-                if time.monotonic() - idle_since > idle_seconds:
-                    return
+        consumer.assign([TopicPartition(t, p, end - 1) for (t, p), end in todo.items()])
+        pending = set(todo)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
                 continue
-            idle_since = time.monotonic()
-            for m in msgs:
-                if m.error() is None:
-                    yield m
+            key = (msg.topic(), msg.partition())
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    result[key] = max(result[key], msg.offset())
+                    pending.discard(key)
+                continue
+            result[key] = max(result[key], msg.offset() + 1)
+        if pending:
+            log.warning("no end-of-partition within %.0fs for %s; using the highest offset seen", timeout, pending)
+    finally:
+        consumer.close()
+    return result
+
+
+def read_topic(settings: Settings, topic: str) -> Iterator[Message]:
+    """Every message of a topic from the start to its measured end, partition by
+    partition (the end is measured, not taken from a possibly under-reported
+    high watermark)."""
+    conf = client_conf(settings)
+    consumer = Consumer({**conf, "group.id": f"{settings.app_id}-reader", "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        reported = {}
+        for p in meta.partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            reported[(topic, p)] = high
+        for (t, p), end in sorted(measured_end_offsets(conf, reported).items()):
+            if end <= 0:
+                continue
+            consumer.assign([TopicPartition(t, p, 0)])
+            while True:
+                msg = consumer.poll(5.0)
+                if msg is None:
+                    raise RuntimeError(f"{t}[{p}]: no message before offset {end}")
+                if msg.error() is not None:
+                    continue
+                yield msg
+                if msg.offset() >= end - 1:
+                    break
     finally:
         consumer.close()

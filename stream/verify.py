@@ -16,51 +16,18 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
-from confluent_kafka import Consumer, TopicPartition
 
 from stream.core.criteria import Criteria
 from stream.core.replay import OfflinePipeline
 from stream.core.views import account_view, user_view
-from stream.kafka_admin import client_conf
+from stream.kafka_admin import read_topic
 from stream.settings import Settings
-from stream.worker.recovery import measured_end_offsets
-
-
-def read_topic(settings: Settings, topic: str) -> Iterator[Any]:
-    """Every message of a topic from the start to its measured end, partition by partition."""
-    conf = client_conf(settings)
-    consumer = Consumer(
-        {**conf, "group.id": "stream-verify", "enable.auto.commit": False, "enable.partition.eof": True}
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        reported = {}
-        for p in meta.partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            reported[(topic, p)] = high
-        ends = measured_end_offsets(conf, reported)
-        for (t, p), end in sorted(ends.items()):
-            if end <= 0:
-                continue
-            consumer.assign([TopicPartition(t, p, 0)])
-            while True:
-                msg = consumer.poll(5.0)
-                if msg is None:
-                    raise RuntimeError(f"{t}[{p}]: no message before offset {end}")
-                if msg.error() is not None:
-                    continue
-                yield msg
-                if msg.offset() >= end - 1:
-                    break
-    finally:
-        consumer.close()
 
 
 @dataclass

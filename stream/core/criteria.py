@@ -335,6 +335,15 @@ def load_criteria_text(text: str, source: str = "criteria") -> Criteria:
     return parse_criteria(doc)
 
 
+def load_criteria_bytes(raw: bytes, source: str = "criteria") -> Criteria:
+    """A criteria message's value (YAML or JSON, UTF-8)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CriteriaError("(document)", "not UTF-8") from None
+    return load_criteria_text(text, source)
+
+
 def criteria_summary(c: Criteria) -> dict[str, Any]:
     return {
         "version": c.version,

@@ -29,7 +29,7 @@ import orjson
 from faust.types import EventT
 
 from stream.core.activation import Record, apply_envelope, new_account, new_user, recompute
-from stream.core.criteria import Criteria, parse_criteria
+from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
@@ -383,7 +383,7 @@ class ActivationWorker:
         async for event in stream.events():
             msg = event.message
             try:
-                criteria = parse_criteria(_load_document(event.value))
+                criteria = load_criteria_bytes(event.value)
             except CriteriaError as exc:
                 await self.dlq.send(
                     "bad_criteria", str(exc), event.value, msg.key, msg.topic, msg.partition, msg.offset, None
@@ -402,15 +402,6 @@ class _Dirty:
 
     accounts: dict[str, AccountState] = field(default_factory=dict)
     users: dict[tuple[str, str], UserState] = field(default_factory=dict)
-
-
-def _load_document(raw: bytes) -> object:
-    import yaml
-
-    try:
-        return yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CriteriaError("(document)", f"not YAML/JSON: {exc}") from exc
 
 
 class RawTable(faust.Table):  # type: ignore[misc]

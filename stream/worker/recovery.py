@@ -17,66 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
+from stream.kafka_admin import measured_end_offsets
 from stream.settings import Settings
 
 log = logging.getLogger("stream.recovery")
-
-PartitionKey = tuple[str, int]
-
-
-def measured_end_offsets(
-    conf: Mapping[str, Any], reported: Mapping[PartitionKey, int], timeout: float = 10.0
-) -> dict[PartitionKey, int]:
-    """The true next offset of each partition, starting from a reported one.
-
-    ``reported`` values are what ListOffsets said (0 or less: empty). Reads from
-    one before the reported end (the start of the last batch, when the report
-    is low) until end-of-partition, keeping the highest offset seen.
-    """
-    result = dict(reported)
-    todo = {k: v for k, v in reported.items() if v > 0}
-    if not todo:
-        return result
-    consumer = Consumer(
-        {
-            **conf,
-            "group.id": "stream-changelog-end-probe",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    try:
-        consumer.assign([TopicPartition(t, p, end - 1) for (t, p), end in todo.items()])
-        pending = set(todo)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            key = (msg.topic(), msg.partition())
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    result[key] = max(result[key], msg.offset())
-                    pending.discard(key)
-                continue
-            result[key] = max(result[key], msg.offset() + 1)
-        if pending:
-            log.warning("no end-of-partition within %.0fs for %s; using the highest offset seen", timeout, pending)
-    finally:
-        consumer.close()
-    return result
 
 
 class MeasuredEndRecovery(Recovery):  # type: ignore[misc]

@@ -5,50 +5,27 @@ from __future__ import annotations
 import logging
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
 
-from stream.core.criteria import Criteria, load_criteria_text, parse_criteria
-from stream.kafka_admin import client_conf, ensure_topics, make_producer
+from stream.core.criteria import Criteria, load_criteria_bytes, load_criteria_text
+from stream.core.errors import CriteriaError
+from stream.kafka_admin import ensure_topics, make_producer, read_topic
 from stream.settings import Settings
 
 log = logging.getLogger("stream.worker")
 
 
-def published_criteria(settings: Settings, timeout: float = 10.0) -> Criteria | None:
-    """The newest valid criteria on the criteria topic (None if there is none)."""
-    topic = settings.topics.criteria
-    consumer = Consumer(
-        {**client_conf(settings), "group.id": f"{settings.app_id}-criteria-probe", "enable.auto.commit": False}
-    )
-    try:
-        tp = TopicPartition(topic, 0)
-        low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-        if high <= low:
-            return None
-        tp.offset = low
-        consumer.assign([tp])
-        newest: Criteria | None = None
-        misses = 0
-        while misses < 3:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                misses += 1
-                continue
-            if msg.error() is not None:
-                continue
-            try:
-                import yaml
-
-                c = parse_criteria(yaml.safe_load(msg.value().decode("utf-8")))
-            except Exception:  # any unreadable version is skipped here; the worker DLQs it
-                c = None
-            if c is not None and (newest is None or c.version > newest.version):
-                newest = c
-            if msg.offset() >= high - 1:
-                misses += 1
-        return newest
-    finally:
-        consumer.close()
+def published_criteria(settings: Settings) -> Criteria | None:
+    """The newest valid criteria on the criteria topic (None if there is none);
+    invalid versions are skipped here (the worker sends them to the DLQ)."""
+    newest: Criteria | None = None
+    for msg in read_topic(settings, settings.topics.criteria):
+        try:
+            criteria = load_criteria_bytes(msg.value() or b"")
+        except CriteriaError:
+            continue
+        if newest is None or criteria.version > newest.version:
+            newest = criteria
+    return newest
 
 
 def publish_criteria(settings: Settings, criteria: Criteria) -> None:

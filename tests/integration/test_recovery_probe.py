@@ -6,7 +6,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream.broker import EmbeddedBroker
-from stream.worker.recovery import measured_end_offsets
+from stream.kafka_admin import measured_end_offsets
 
 
 def test_measured_end_offsets_find_the_true_end(broker: EmbeddedBroker):
