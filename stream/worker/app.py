@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,12 +224,7 @@ class ActivationWorker:
     def _directory_one(
         self, event: EventT[bytes], partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
     ) -> None:
-        for env in unpack(event.value):
-            try:
-                self._directory_call(env, partition, entries, outbox)
-            except Exception as exc:
-                log.error("processing error on a call of user %r: %r", env.user_id, exc, exc_info=exc)
-                outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
+        _each_call(event.value, outbox, lambda env: self._directory_call(env, partition, entries, outbox))
 
     def _directory_call(
         self, env: Envelope, partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
@@ -301,14 +296,7 @@ class ActivationWorker:
 
     def _account_calls(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         criteria = self.criteria_for(partition)
-        for env in unpack(event.value):
-            try:
-                self._account_call(env, criteria, dirty, outbox)
-            except Exception as exc:
-                # Only this call goes to the DLQ; what earlier calls of the batch
-                # did to the same account stays (dropping it would lose them).
-                log.error("processing error on a call of account %r: %r", env.account_id, exc, exc_info=exc)
-                outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
+        _each_call(event.value, outbox, lambda env: self._account_call(env, criteria, dirty, outbox))
 
     def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
         state = self._load_account(env.account_id, criteria, dirty)
@@ -394,6 +382,18 @@ class ActivationWorker:
             for partition in range(self.settings.partitions):
                 await self.account_topic.send(key=CRITERIA_KEY, value=control, partition=partition)
             log.info("criteria v%d published to %d partitions", criteria.version, self.settings.partitions)
+
+
+def _each_call(value: bytes, outbox: Outbox, apply: Callable[[Envelope], None]) -> None:
+    """Apply each call of a packed message. A call that fails unexpectedly goes
+    to the DLQ alone (``processing_error``); what earlier calls of the batch did
+    stays, since dropping it would lose them."""
+    for env in unpack(value):
+        try:
+            apply(env)
+        except Exception as exc:
+            log.error("processing error on a call of %r/%r: %r", env.account_id, env.user_id, exc, exc_info=exc)
+            outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
 
 
 @dataclass
