@@ -76,10 +76,11 @@ def verify(settings: Settings, criteria: Criteria, url: str) -> Report:
                 report.differences[path] = (expected, live)
 
         for account_id, state in sorted(pipeline.accounts.items()):
-            compare(f"/accounts/{quote(account_id, safe='')}", account_view(state, criteria))
+            now = pipeline.clock_for(account_id)
+            compare(f"/accounts/{quote(account_id, safe='')}", account_view(state, criteria, now))
         for (account_id, user_id), user in sorted(pipeline.users.items()):
             path = f"/accounts/{quote(account_id, safe='')}/users/{quote(user_id, safe='')}"
-            compare(path, user_view(pipeline.accounts[account_id], user, criteria))
+            compare(path, user_view(pipeline.accounts[account_id], user, criteria, pipeline.clock_for(account_id)))
     report.dlq_expected = Counter(r.reason for r in pipeline.rejections)
     for msg in read_topic(settings, settings.topics.dlq):
         headers = dict(msg.headers() or [])

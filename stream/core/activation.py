@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.core.criteria import AccountMilestone, Criteria, Scalar, UserMilestone, Where, canonical_value
+from stream.core.engagement import add_event
 from stream.core.envelope import Envelope
 from stream.core.state import (
     MAX_PROPERTY_KEYS,
@@ -384,8 +385,8 @@ def apply_envelope(
     two writes completes the missing half and never doubles the other.
     """
     limits = limits or ActivationLimits()
-    user_done = is_applied(user.applied, env.lane, env.offset, env.index)
-    account_done = is_applied(state.applied, env.lane, env.offset, env.index)
+    user_done = is_applied(user.applied, env.lane, env.position)
+    account_done = is_applied(state.applied, env.lane, env.position)
     if user_done and account_done:
         return Outcome("duplicate", [])
     if (
@@ -411,6 +412,7 @@ def apply_envelope(
             user.seen(ts)
             if tracked:
                 _tally_track(user.events, user.wheres, event, env.props, ts, criteria)
+                add_event(user.days, ts, event)
                 if env.props:
                     _retain_props(user, event, env.props, ts)
                 if event in criteria.index.user_by_event:
@@ -419,6 +421,7 @@ def apply_envelope(
             state.seen(ts)
             if tracked:
                 _tally_track(state.events, state.wheres, event, env.props, ts, criteria)
+                add_event(state.days, ts, event)
                 account_dirty = event in criteria.index.account_by_event
     elif env.kind == "group":
         if not account_done:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.core.engagement import EngagementRules
 from stream.core.errors import CriteriaError
 
 Scalar = str | int | float | bool
@@ -104,6 +105,7 @@ class Criteria:
     user_milestones: tuple[UserMilestone, ...]
     account_milestones: tuple[AccountMilestone, ...]
     activation_threshold: float = 1.0
+    engagement: EngagementRules = field(default_factory=EngagementRules)
     #: The raw document, kept so it can be republished and stored verbatim.
     document: Mapping[str, Any] = field(default_factory=dict, compare=False)
     index: CriteriaIndex = field(init=False, repr=False, compare=False)
@@ -151,7 +153,9 @@ def parse_criteria(doc: object) -> Criteria:
     if not isinstance(doc, Mapping):
         raise CriteriaError("(document)", "must be a mapping with version, user_milestones and account_milestones")
     _no_unknown_keys(
-        doc, "", {"version", "activation_threshold", "user_milestones", "account_milestones", "description"}
+        doc,
+        "",
+        {"version", "activation_threshold", "user_milestones", "account_milestones", "engagement", "description"},
     )
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -180,7 +184,42 @@ def parse_criteria(doc: object) -> Criteria:
         user_milestones=user_ms,
         account_milestones=account_ms,
         activation_threshold=float(threshold),
+        engagement=_parse_engagement(doc.get("engagement")),
         document=dict(doc),
+    )
+
+
+def _number(value: object, field_name: str, low: float, high: float | None = None, strict_low: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        v = float(value)  # type: ignore[arg-type]
+        ok = (v > low if strict_low else v >= low) and (high is None or v <= high)
+    if not ok:
+        bound = f"{'>' if strict_low else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        raise CriteriaError(field_name, f"must be a number {bound}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _parse_engagement(section: object) -> EngagementRules:
+    """``engagement: {weights: {event: w}, default_weight, half_life_days, trend_tolerance}``."""
+    if section is None:
+        return EngagementRules()
+    if not isinstance(section, Mapping):
+        raise CriteriaError("engagement", "must be a mapping")
+    _no_unknown_keys(section, "engagement", {"weights", "default_weight", "half_life_days", "trend_tolerance"})
+    weights = section.get("weights", {})
+    if not isinstance(weights, Mapping):
+        raise CriteriaError("engagement.weights", "must be a mapping of event name to weight")
+    parsed: list[tuple[str, float]] = []
+    for event, w in weights.items():
+        if not isinstance(event, str) or not event or len(event) > MAX_EVENT_NAME:
+            raise CriteriaError("engagement.weights", "event names must be non-empty strings")
+        parsed.append((event, _number(w, f"engagement.weights.{event}", 0)))
+    return EngagementRules(
+        weights=tuple(sorted(parsed)),
+        default_weight=_number(section.get("default_weight", 0), "engagement.default_weight", 0),
+        half_life_days=_number(section.get("half_life_days", 7), "engagement.half_life_days", 0, 3650, True),
+        trend_tolerance=_number(section.get("trend_tolerance", 0.1), "engagement.trend_tolerance", 0, 1),
     )
 
 

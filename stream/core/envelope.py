@@ -28,6 +28,9 @@ class Envelope:
     lane: str
     offset: int
     index: int = -1
+    #: Position after (offset, index) for calls the directory releases at that
+    #: point of the lane (parked calls); 0 for every other call.
+    sub: int = 0
     message_id: str | None = None
     event: str | None = None
     props: dict[str, Any] = field(default_factory=dict)
@@ -37,9 +40,14 @@ class Envelope:
     raw: str | None = None
 
     @property
+    def position(self) -> tuple[int, int, int]:
+        """Where the call stands in its lane; a lane is applied in this order."""
+        return (self.offset, self.index, self.sub)
+
+    @property
     def cause(self) -> str:
         """What makes output ids deterministic: the messageId, else the origin."""
-        return self.message_id or f"{self.lane}@{self.offset}.{self.index}"
+        return self.message_id or f"{self.lane}@{self.offset}.{self.index}.{self.sub}"
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_dict())
@@ -53,6 +61,7 @@ class Envelope:
             "ln": self.lane,
             "o": self.offset,
             "i": self.index,
+            "s": self.sub,
             "m": self.message_id,
             "e": self.event,
             "p": self.props,
@@ -74,6 +83,7 @@ class Envelope:
             lane=d["ln"],
             offset=d["o"],
             index=d["i"],
+            sub=d.get("s", 0),
             message_id=d["m"],
             event=d["e"],
             props=d["p"],

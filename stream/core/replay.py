@@ -35,6 +35,8 @@ class OfflinePipeline:
     rejections: list[Rejection] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
+    #: account partition -> highest event time of the calls applied there
+    clocks: dict[int, int] = field(default_factory=dict)
 
     def feed(self, value: bytes, *, partition: int = 0, offset: int = 0, broker_ts: int | None = None) -> None:
         for item in decode_message(value, broker_timestamp_ms=broker_ts, limits=self.decode_limits):
@@ -61,7 +63,13 @@ class OfflinePipeline:
         for fwd in outcome.forward:
             self._apply(fwd)
 
+    def clock_for(self, account_id: str) -> int:
+        """The event-time clock of the account's partition (as a worker keeps it)."""
+        return self.clocks.get(partition_for(account_id, self.partitions), 0)
+
     def _apply(self, env: Envelope) -> None:
+        partition = partition_for(env.account_id, self.partitions)
+        self.clocks[partition] = max(self.clocks.get(partition, 0), env.ts)
         state = self.accounts.get(env.account_id)
         if state is None:
             state = self.accounts[env.account_id] = new_account(env.account_id, self.criteria)

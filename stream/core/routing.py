@@ -19,7 +19,7 @@ import orjson
 
 from stream.core.envelope import Envelope
 from stream.core.segment import Event
-from stream.core.state import Traits, set_traits
+from stream.core.state import Traits, is_applied, set_traits
 
 #: Where an envelope goes next.
 TO_ACCOUNT = "account"
@@ -130,11 +130,9 @@ def apply_to_directory(
     """Update the user's entry and say which account envelopes to send on."""
     parking = parking or ParkingLimits()
     lane = user_lane(user_partition, env.lane)
-    mark = entry.applied.get(env.lane)
-    if mark is not None and (env.offset, env.index) <= (mark[0], mark[1]):
+    if is_applied(entry.applied, env.lane, env.position):
         # Re-sent by the first hop after a restart: already forwarded.
         return DirectoryOutcome([], duplicate=True)
-    entry.applied[env.lane] = [env.offset, env.index]
 
     def forward(kind: str, account: str, traits: dict[str, Any] | None = None) -> Envelope:
         return Envelope(
@@ -164,10 +162,14 @@ def apply_to_directory(
             replay.ts = max(v[1] for v in entry.traits.values())
             replay.message_id = None
             out.append(replay)
-        for parked in entry.pending:
+        for n, parked in enumerate(entry.pending, start=1):
+            # Released calls take their place in the lane right after this
+            # group call: their own offsets may be behind what the account has
+            # already applied from this lane (other users' calls).
             call = Envelope.from_dict(parked)
             call.account_id = env.account_id
             call.raw = None
+            call.lane, call.offset, call.index, call.sub = lane, env.offset, env.index, n
             out.append(call)
         entry.pending = []
         return DirectoryOutcome(out, rejected=expired)

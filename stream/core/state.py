@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from stream.core.engagement import DayCounts
+
 #: How many of the earliest event times a tally keeps. A milestone needing
 #: ``min_count`` <= TALLY_TIMES events gets an exact, order-independent reach
 #: time; above that, the latest event time is used (an upper bound).
@@ -75,6 +77,14 @@ def _load_tallies(d: dict[str, list[Any]]) -> dict[str, Tally]:
     return {k: Tally.load(v) for k, v in d.items()}
 
 
+def _dump_days(days: DayCounts) -> dict[str, dict[str, int]]:
+    return {str(day): counts for day, counts in days.items()}
+
+
+def _load_days(raw: dict[str, dict[str, int]]) -> DayCounts:
+    return {int(day): counts for day, counts in raw.items()}
+
+
 #: A trait value with the event time that set it: ``[value, ts]``.
 Traits = dict[str, list[Any]]
 
@@ -96,12 +106,13 @@ def trait(traits: Traits, key: str) -> Any:
     return None if entry is None else entry[0]
 
 
-def is_applied(marks: dict[str, list[int]], lane: str, offset: int, index: int) -> bool:
-    """True if (offset, index) of ``lane`` is at or below the mark; else advance it."""
+def is_applied(marks: dict[str, list[int]], lane: str, position: tuple[int, int, int]) -> bool:
+    """True if ``position`` (offset, index, sub) of ``lane`` is at or below the
+    mark; else advance the mark to it."""
     mark = marks.get(lane)
-    if mark is not None and (offset, index) <= (mark[0], mark[1]):
+    if mark is not None and position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0):
         return True
-    marks[lane] = [offset, index]
+    marks[lane] = list(position)
     return False
 
 
@@ -129,6 +140,8 @@ class UserState:
     applied: dict[str, list[int]] = field(default_factory=dict)
     #: Recently seen messageIds -> event time, for duplicate suppression.
     seen_ids: dict[str, int] = field(default_factory=dict)
+    #: Engagement: day -> event name -> count, for the last KEPT_DAYS days.
+    days: DayCounts = field(default_factory=dict)
 
     @property
     def role(self) -> str | None:
@@ -157,6 +170,7 @@ class UserState:
             "a": self.activated_at,
             "ap": self.applied,
             "s": self.seen_ids,
+            "d": _dump_days(self.days),
         }
 
     @classmethod
@@ -178,6 +192,7 @@ class UserState:
             activated_at=d["a"],
             applied=d["ap"],
             seen_ids=d["s"],
+            days=_load_days(d["d"]),
         )
 
     def to_bytes(self) -> bytes:
@@ -216,6 +231,8 @@ class AccountState:
     applied: dict[str, list[int]] = field(default_factory=dict)
     #: Calls rejected by a resource limit (counted, and sent to the DLQ).
     overflow: int = 0
+    #: Engagement: day -> event name -> count over all users.
+    days: DayCounts = field(default_factory=dict)
 
     def seen(self, ts: int) -> None:
         if self.first_seen is None or ts < self.first_seen:
@@ -237,6 +254,7 @@ class AccountState:
             "a": self.activated_at,
             "ap": self.applied,
             "o": self.overflow,
+            "d": _dump_days(self.days),
         }
 
     @classmethod
@@ -255,6 +273,7 @@ class AccountState:
             activated_at=d["a"],
             applied=d["ap"],
             overflow=d["o"],
+            days=_load_days(d["d"]),
         )
 
     def to_bytes(self) -> bytes:

@@ -6,6 +6,7 @@ from typing import Any
 
 from stream.core.activation import account_base_time, user_base_time
 from stream.core.criteria import Criteria
+from stream.core.engagement import engagement_view
 from stream.core.state import AccountState, UserState, trait
 from stream.core.timeutil import to_iso
 
@@ -26,7 +27,9 @@ def _tta(activated_at: int | None, base: int | None) -> float | None:
     return max(0.0, (activated_at - base) / 1000)
 
 
-def user_view(state: AccountState, user: UserState, criteria: Criteria) -> dict[str, Any]:
+def user_view(state: AccountState, user: UserState, criteria: Criteria, now_ms: int) -> dict[str, Any]:
+    """``now_ms`` is the event-time clock of the account's partition (the end
+    of the engagement windows)."""
     ids = criteria.user_milestone_ids
     return {
         "account_id": state.account_id,
@@ -42,10 +45,12 @@ def user_view(state: AccountState, user: UserState, criteria: Criteria) -> dict[
         "last_seen": to_iso(user.last_seen),
         "created_at": to_iso(trait(user.traits, "created_at")),
         "event_counts": {name: t.n for name, t in sorted(user.events.items())},
+        "engagement": engagement_view(user.days, criteria.engagement, now_ms),
+        "as_of": to_iso(now_ms),
     }
 
 
-def account_view(state: AccountState, criteria: Criteria) -> dict[str, Any]:
+def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[str, Any]:
     ids = criteria.account_milestone_ids
     members = sorted(state.members.items(), key=lambda kv: (-kv[1].rate, kv[0]))
     activated_users = sum(1 for _, m in members if m.activated)
@@ -71,4 +76,6 @@ def account_view(state: AccountState, criteria: Criteria) -> dict[str, Any]:
             ],
         },
         "rejected_over_limits": state.overflow,
+        "engagement": engagement_view(state.days, criteria.engagement, now_ms),
+        "as_of": to_iso(now_ms),
     }

@@ -32,6 +32,7 @@ from stream.core.activation import Record, apply_envelope, new_account, new_user
 from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
+from stream.core.partitioning import partition_for
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
 from stream.core.segment import Rejection, decode_message
 from stream.core.state import AccountState, UserState
@@ -58,6 +59,8 @@ log = logging.getLogger("stream.worker")
 #: and writes inside an event use that event's partition, so each partition
 #: keeps its own copy, switched at the point its control message arrives.
 CRITERIA_KEY = b"\x00criteria"
+#: The partition's event-time clock (highest event time applied), same scheme.
+CLOCK_KEY = b"\x00clock"
 CONTROL_PREFIX = b'{"criteria":'
 USER_KEY_SEP = "\x1f"
 
@@ -99,6 +102,7 @@ class ActivationWorker:
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
         self.criteria_by_partition: dict[int, Criteria] = {}
+        self.clocks: dict[int, int] = {}
         self.account_cache: LRU = LRU(settings.cache_accounts)
         self.user_cache: LRU = LRU(settings.cache_users)
         app.agent(self.events_topic, name="ingest")(self.ingest)
@@ -140,6 +144,7 @@ class ActivationWorker:
     async def _forget_cached_state(self, *_args: Any, **_kwargs: Any) -> None:
         """Partitions moved: another worker may have written what we cached."""
         self.criteria_by_partition.clear()
+        self.clocks.clear()
         self.account_cache.clear()
         self.user_cache.clear()
 
@@ -281,7 +286,7 @@ class ActivationWorker:
             outbox = Outbox(self.settings.partitions)
             for partition, group in by_partition(events).items():
                 with in_partition_of(group[-1]):
-                    dirty = _Dirty()
+                    dirty = _Dirty(partition)
                     for event in group:
                         try:
                             if event.value.startswith(CONTROL_PREFIX):
@@ -299,6 +304,8 @@ class ActivationWorker:
         _each_call(event.value, outbox, lambda env: self._account_call(env, criteria, dirty, outbox))
 
     def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
+        if env.ts > dirty.clock:
+            dirty.clock = env.ts
         state = self._load_account(env.account_id, criteria, dirty)
         if state.criteria_version < criteria.version:
             # An account first seen under older criteria, touched after a
@@ -319,8 +326,22 @@ class ActivationWorker:
             outbox.dead_envelopes.append((outcome.reason, "per-account user limit reached", env))
         outbox.records += outcome.records
 
+    def clock_for(self, partition: int) -> int:
+        """The partition's event-time clock: the end of engagement windows."""
+        clock = self.clocks.get(partition)
+        if clock is None:
+            raw = self.accounts.data._db_for_partition(partition).get(CLOCK_KEY)
+            clock = self.clocks[partition] = int(raw) if raw else 0
+        return clock
+
+    def clock_of_account(self, account_id: str) -> int:
+        return self.clock_for(partition_for(account_id, self.settings.partitions))
+
     def _write(self, dirty: _Dirty) -> None:
         """One table write per account and user touched (inside the partition's context)."""
+        if dirty.clock > self.clock_for(dirty.partition):
+            self.clocks[dirty.partition] = dirty.clock
+            self.accounts[CLOCK_KEY] = str(dirty.clock).encode()
         for account_id, state in dirty.accounts.items():
             self.accounts[account_id.encode()] = state.to_bytes()
         for (account_id, user_id), user in dirty.users.items():
@@ -349,7 +370,7 @@ class ActivationWorker:
         records: list[Record] = []
         keys = self._partition_account_keys(partition)
         for key in keys:
-            dirty = _Dirty()
+            dirty = _Dirty(partition)
             account_id = key.decode()
             state = dirty.accounts[account_id] = self._load_account(account_id, new, dirty)
             users = self._members(state, dirty)
@@ -363,7 +384,7 @@ class ActivationWorker:
     def _partition_account_keys(self, partition: int) -> list[bytes]:
         store = self.accounts.data
         db = store._db_for_partition(partition)  # the partition's own RocksDB
-        return [k for k in db.keys() if k not in (store.offset_key, CRITERIA_KEY)]  # noqa: SIM118 - a RocksDB
+        return [k for k in db.keys() if k not in (store.offset_key, CRITERIA_KEY, CLOCK_KEY)]  # noqa: SIM118 - a RocksDB
 
     # ---------------------------------------------------------- criteria
 
@@ -400,6 +421,8 @@ def _each_call(value: bytes, outbox: Outbox, apply: Callable[[Envelope], None]) 
 class _Dirty:
     """Accounts and users changed by the batch, written once at its end."""
 
+    partition: int
+    clock: int = 0
     accounts: dict[str, AccountState] = field(default_factory=dict)
     users: dict[tuple[str, str], UserState] = field(default_factory=dict)
 

@@ -40,7 +40,8 @@ def register_views(worker: ActivationWorker) -> None:
         if raw is None:
             return error(view, 404, "unknown account")
         state = AccountState.from_bytes(account_id, raw)
-        return view.json(account_view(state, worker.criteria_of_version(state.criteria_version)))
+        criteria = worker.criteria_of_version(state.criteria_version)
+        return view.json(account_view(state, criteria, worker.clock_of_account(account_id)))
 
     @app.page("/accounts/{account_id}/users/{user_id}")
     @app.table_route(table=worker.accounts, match_info="account_id")
@@ -53,7 +54,8 @@ def register_views(worker: ActivationWorker) -> None:
             return error(view, 404, "unknown account or user")
         state = AccountState.from_bytes(account_id, raw_account)
         user = UserState.from_bytes(account_id, user_id, raw_user)
-        return view.json(user_view(state, user, worker.criteria_of_version(state.criteria_version)))
+        criteria = worker.criteria_of_version(state.criteria_version)
+        return view.json(user_view(state, user, criteria, worker.clock_of_account(account_id)))
 
     @app.page("/health")
     async def health(view: View, request: Request) -> Response:

@@ -52,6 +52,7 @@ def snapshot(p: OfflinePipeline) -> dict[str, Any]:
             "members": {u: (m.role, m.reached, m.activated, m.rate) for u, m in s.members.items()},
             "traits": s.traits,
             "first_seen": s.first_seen,
+            "days": s.days,
         }
         for a, s in p.accounts.items()
     }
@@ -63,6 +64,7 @@ def snapshot(p: OfflinePipeline) -> dict[str, Any]:
             "events": {k: t.dump() for k, t in s.events.items()},
             "wheres": {k: t.dump() for k, t in s.wheres.items() if t.n},
             "traits": s.traits,
+            "days": s.days,
         }
         for (a, u), s in p.users.items()
     }

@@ -264,3 +264,20 @@ def test_parking_is_bounded_per_user(criteria):
     assert [orjson.loads(r.raw)["messageId"] for r in p.rejections] == ["p0", "p1"]
     p.feed(group("lost", "acme", 10), offset=9)
     assert p.users[("acme", "lost")].events["Logged In"].n == 3
+
+
+def test_released_parked_calls_count_at_the_account_level_too(criteria):
+    """A parked call released later must not fall behind the account's lane mark
+    (another user's call on the same lane got there first)."""
+    p = OfflinePipeline(criteria, partitions=1)  # one directory partition: one shared lane
+    p.feed_all(
+        [
+            group("x", "acme", 0),
+            track("y1", "y", None, "Logged In", 1),  # parked: y has no group call yet
+            track("x1", "x", None, "Logged In", 2),  # resolved at once: the lane moves on
+            group("y", "acme", 3),  # releases y1
+        ]
+    )
+    assert p.users[("acme", "y")].events["Logged In"].n == 1
+    assert p.accounts["acme"].events["Logged In"].n == 2
+    assert sum(c.get("Logged In", 0) for c in p.accounts["acme"].days.values()) == 2
