@@ -23,6 +23,21 @@ ROOT = Path(__file__).resolve().parents[2]
 STREAM = str(Path(sys.executable).parent / "stream")
 MAX_MESSAGE_BYTES = 100_000
 PARK_MAX = 20
+#: Settings the tests run with (a benchmark runs with the defaults instead).
+TEST_OVERRIDES = {
+    # small enough that a test can send an oversized message through the broker
+    "STREAM_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
+    # the offline expectation has no partition skew: never give up on parked calls
+    "STREAM_PARK_GRACE_HOURS": "100000",
+    "STREAM_PARK_MAX_PER_USER": str(PARK_MAX),
+    # tiny caches: state is evicted and reloaded all the time, mid-batch too
+    "STREAM_CACHE_ACCOUNTS": "3",
+    "STREAM_CACHE_USERS": "5",
+    # fast group joins: workers are restarted often here
+    "STREAM_SESSION_TIMEOUT_SECONDS": "6",
+    "STREAM_HEARTBEAT_INTERVAL_SECONDS": "0.5",
+    "STREAM_REBALANCE_TIMEOUT_SECONDS": "3",
+}
 
 
 def wait_until(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> T:
@@ -105,6 +120,7 @@ class Cluster:
     criteria_path: Path = ROOT / "deploy" / "criteria.yaml"
     partitions: int = 4
     workers: list[WorkerProcess] = field(default_factory=list)
+    overrides: dict[str, str] = field(default_factory=lambda: dict(TEST_OVERRIDES))
 
     @property
     def topics(self) -> dict[str, str]:
@@ -128,18 +144,7 @@ class Cluster:
             STREAM_TOPIC_CRITERIA=self.topics["criteria"],
             STREAM_TOPIC_CHANGES=self.topics["changes"],
             STREAM_TOPIC_DLQ=self.topics["dlq"],
-            # small enough that a test can send an oversized message through the broker
-            STREAM_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES),
-            # the offline expectation has no partition skew: never give up on parked calls
-            STREAM_PARK_GRACE_HOURS="100000",
-            STREAM_PARK_MAX_PER_USER=str(PARK_MAX),
-            # tiny caches: state is evicted and reloaded all the time, mid-batch too
-            STREAM_CACHE_ACCOUNTS="3",
-            STREAM_CACHE_USERS="5",
-            # fast group joins: workers are restarted often here
-            STREAM_SESSION_TIMEOUT_SECONDS="6",
-            STREAM_HEARTBEAT_INTERVAL_SECONDS="0.5",
-            STREAM_REBALANCE_TIMEOUT_SECONDS="3",
+            **self.overrides,
         )
         return env
 
