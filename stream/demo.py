@@ -43,6 +43,9 @@ class AccountRow:
     activated: bool = False
     users_activated: set[str] = field(default_factory=set)
     last_kind: str = ""
+    #: 7-day engagement and its direction, polled from the worker's HTTP view
+    engagement: float | None = None
+    direction: str = ""
 
 
 @dataclass
@@ -78,16 +81,21 @@ def _bar(rate: float, width: int = 20) -> str:
 
 
 def render(state: DemoState, progress: Progress, web: str) -> Group:
-    table = Table(title="Account activation (from the activation-changes topic)", expand=False)
+    table = Table(title="Accounts: activation (activation-changes topic) and engagement (HTTP)", expand=False)
     table.add_column("account", no_wrap=True, min_width=11)
     table.add_column("activation rate", no_wrap=True, min_width=26)
-    table.add_column("users ✓", justify="right")
-    table.add_column("missing milestones", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column("users ✓", justify="right", min_width=7)
+    table.add_column("engagement 7d", justify="right", no_wrap=True)
+    table.add_column("missing milestones", overflow="ellipsis", no_wrap=True, max_width=32)
     table.add_column("last change", overflow="ellipsis", no_wrap=True)
     for account_id in sorted(state.accounts)[:MAX_ROWS]:
         row = state.accounts[account_id]
         name = f"[bold green]{account_id} ✓[/]" if row.activated else account_id
-        table.add_row(name, _bar(row.rate), str(len(row.users_activated)), ", ".join(row.missing), row.last_kind)
+        arrow = {"rising": "[green]↑[/]", "falling": "[red]↓[/]", "stable": "→"}.get(row.direction, "")
+        engagement = "" if row.engagement is None else f"{row.engagement:,.0f} {arrow}"
+        table.add_row(
+            name, _bar(row.rate), str(len(row.users_activated)), engagement, ", ".join(row.missing), row.last_kind
+        )
     activated = sum(1 for r in state.accounts.values() if r.activated)
     hidden = max(0, len(state.accounts) - MAX_ROWS)
     footer = (
@@ -142,6 +150,19 @@ def _consume(settings: Settings, state: DemoState, stop: threading.Event) -> Non
                     state.apply(orjson.loads(msg.value()))
     finally:
         consumer.close()
+
+
+def _poll_engagement(web: str, state: DemoState, stop: threading.Event) -> None:
+    """Engagement is state, not a topic: read it from the worker's view of each shown account."""
+    with httpx.Client(base_url=web, timeout=2) as http:
+        while not stop.wait(1.0):
+            for account_id in sorted(state.accounts)[:MAX_ROWS]:
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                    r = http.get(f"/accounts/{account_id}")
+                    if r.status_code == 200:
+                        window = r.json()["engagement"]["window_7d"]
+                        row = state.accounts[account_id]
+                        row.engagement, row.direction = window["total"], window["direction"]
 
 
 def _wait_ready(url: str, worker: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
@@ -209,6 +230,7 @@ def run_demo(
         threads = [
             threading.Thread(target=_publish, args=(settings, spec, rate, state, stop), daemon=True),
             threading.Thread(target=_consume, args=(settings, state, stop), daemon=True),
+            threading.Thread(target=_poll_engagement, args=(web, state, stop), daemon=True),
         ]
         for t in threads:
             t.start()
