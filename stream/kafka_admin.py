@@ -32,6 +32,7 @@ def topic_plan(settings: Settings) -> dict[str, int]:
         t.criteria: 1,
         t.changes: n,
         t.dlq: n,
+        t.triggers: n,
         settings.account_topic: n,
         settings.user_topic: n,
     }

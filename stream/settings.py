@@ -29,6 +29,7 @@ class Topics:
     criteria: str = "activation-criteria"
     changes: str = "activation-changes"
     dlq: str = "product-events-dlq"
+    triggers: str = "lifecycle-triggers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             criteria=_str(env, "STREAM_TOPIC_CRITERIA", "activation-criteria"),
             changes=_str(env, "STREAM_TOPIC_CHANGES", "activation-changes"),
             dlq=_str(env, "STREAM_TOPIC_DLQ", "product-events-dlq"),
+            triggers=_str(env, "STREAM_TOPIC_TRIGGERS", "lifecycle-triggers"),
         ),
         security=KafkaSecurity(
             protocol=protocol,

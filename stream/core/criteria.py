@@ -26,6 +26,12 @@ MAX_EVENT_NAME = 200
 
 
 @dataclass(frozen=True, slots=True)
+class LifecycleRules:
+    #: Account plans (group trait ``plan``) that count as trials for ``pql`` triggers.
+    trial_plans: tuple[str, ...] = ("trial",)
+
+
+@dataclass(frozen=True, slots=True)
 class UserMilestone:
     """Reached by a user who did ``event`` (matching ``where``) ``min_count`` times."""
 
@@ -106,6 +112,7 @@ class Criteria:
     account_milestones: tuple[AccountMilestone, ...]
     activation_threshold: float = 1.0
     engagement: EngagementRules = field(default_factory=EngagementRules)
+    lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
     #: The raw document, kept so it can be republished and stored verbatim.
     document: Mapping[str, Any] = field(default_factory=dict, compare=False)
     index: CriteriaIndex = field(init=False, repr=False, compare=False)
@@ -155,7 +162,15 @@ def parse_criteria(doc: object) -> Criteria:
     _no_unknown_keys(
         doc,
         "",
-        {"version", "activation_threshold", "user_milestones", "account_milestones", "engagement", "description"},
+        {
+            "version",
+            "activation_threshold",
+            "user_milestones",
+            "account_milestones",
+            "engagement",
+            "lifecycle",
+            "description",
+        },
     )
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -185,6 +200,7 @@ def parse_criteria(doc: object) -> Criteria:
         account_milestones=account_ms,
         activation_threshold=float(threshold),
         engagement=_parse_engagement(doc.get("engagement")),
+        lifecycle=_parse_lifecycle(doc.get("lifecycle")),
         document=dict(doc),
     )
 
@@ -198,6 +214,19 @@ def _number(value: object, field_name: str, low: float, high: float | None = Non
         bound = f"{'>' if strict_low else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
         raise CriteriaError(field_name, f"must be a number {bound}")
     return float(value)  # type: ignore[arg-type]
+
+
+def _parse_lifecycle(section: object) -> LifecycleRules:
+    """``lifecycle: {trial_plans: [trial]}``."""
+    if section is None:
+        return LifecycleRules()
+    if not isinstance(section, Mapping):
+        raise CriteriaError("lifecycle", "must be a mapping")
+    _no_unknown_keys(section, "lifecycle", {"trial_plans"})
+    plans = section.get("trial_plans", ["trial"])
+    if not isinstance(plans, list) or not all(isinstance(p, str) and p for p in plans):
+        raise CriteriaError("lifecycle.trial_plans", "must be a list of plan names")
+    return LifecycleRules(trial_plans=tuple(plans))
 
 
 def _parse_engagement(section: object) -> EngagementRules:

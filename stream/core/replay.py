@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from stream.core.activation import ActivationLimits, Record, apply_envelope, new_account, new_user, recompute
 from stream.core.criteria import Criteria
 from stream.core.envelope import Envelope
+from stream.core.lifecycle import Trigger, triggers_for
 from stream.core.partitioning import partition_for
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, ParkingLimits, apply_to_directory, route_call
 from stream.core.segment import DecodeLimits, Rejection, decode_message
@@ -32,6 +33,7 @@ class OfflinePipeline:
     users: dict[tuple[str, str], UserState] = field(default_factory=dict)
     directory: dict[str, DirectoryEntry] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
@@ -85,6 +87,7 @@ class OfflinePipeline:
         else:
             self.rejections.append(Rejection(outcome.reason, "per-account user limit", env.to_bytes()))
         self.records += outcome.records
+        self.triggers += triggers_for(outcome.records, state, self.criteria)
 
     def change_criteria(self, criteria: Criteria, at_ms: int) -> list[Record]:
         """Adopt a new criteria version and re-evaluate every account."""
@@ -92,6 +95,8 @@ class OfflinePipeline:
         out: list[Record] = []
         for account_id, state in self.accounts.items():
             users = {uid: u for (aid, uid), u in self.users.items() if aid == account_id}
-            out += recompute(state, users, criteria, at_ms)
+            records = recompute(state, users, criteria, at_ms)
+            self.triggers += triggers_for(records, state, criteria)
+            out += records
         self.records += out
         return out

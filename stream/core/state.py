@@ -233,6 +233,8 @@ class AccountState:
     overflow: int = 0
     #: Engagement: day -> event name -> count over all users.
     days: DayCounts = field(default_factory=dict)
+    #: Once-only lifecycle triggers already fired (e.g. ``pql:v3``).
+    triggered: list[str] = field(default_factory=list)
 
     def seen(self, ts: int) -> None:
         if self.first_seen is None or ts < self.first_seen:
@@ -255,6 +257,7 @@ class AccountState:
             "ap": self.applied,
             "o": self.overflow,
             "d": _dump_days(self.days),
+            "tr": self.triggered,
         }
 
     @classmethod
@@ -274,6 +277,7 @@ class AccountState:
             applied=d["ap"],
             overflow=d["o"],
             days=_load_days(d["d"]),
+            triggered=d.get("tr", []),
         )
 
     def to_bytes(self) -> bytes:

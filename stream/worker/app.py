@@ -32,6 +32,7 @@ from stream.core.activation import Record, apply_envelope, new_account, new_user
 from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
+from stream.core.lifecycle import triggers_for
 from stream.core.partitioning import partition_for
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
 from stream.core.segment import Rejection, decode_message
@@ -95,6 +96,7 @@ class ActivationWorker:
         self.events_topic = app.topic(topics.events, **raw)
         self.criteria_topic = app.topic(topics.criteria, **raw)
         self.changes_topic = app.topic(topics.changes, **raw)
+        self.triggers_topic = app.topic(topics.triggers, **raw)
         self.account_topic = app.topic(settings.account_topic, partitions=settings.partitions, **raw)
         self.user_topic = app.topic(settings.user_topic, partitions=settings.partitions, **raw)
         self.dlq = DeadLetters(app.topic(topics.dlq, **raw))
@@ -157,6 +159,9 @@ class ActivationWorker:
         for partition, envs in outbox.to_accounts.items():
             await self.account_topic.send(value=pack(envs), partition=partition)
         await self._publish(outbox.records)
+        for trigger in outbox.triggers:
+            metrics.TRIGGERS.labels(trigger["kind"]).inc()
+            await self.triggers_topic.send(key=trigger["account_id"].encode(), value=orjson.dumps(trigger))
         for d in outbox.dead:
             await self.dlq.send(d.reason, d.detail, d.value, d.key, d.topic, d.partition, d.offset, d.index)
         for reason, detail, env in outbox.dead_envelopes:
@@ -291,7 +296,7 @@ class ActivationWorker:
                         try:
                             if event.value.startswith(CONTROL_PREFIX):
                                 self._write(dirty)
-                                outbox.records += self._adopt_criteria(event, partition)
+                                self._adopt_criteria(event, partition, outbox)
                             else:
                                 self._account_calls(event, partition, dirty, outbox)
                         except Exception as exc:
@@ -311,7 +316,9 @@ class ActivationWorker:
             # An account first seen under older criteria, touched after a
             # switch it missed (e.g. restored from an old changelog).
             members = self._members(state, dirty)
-            outbox.records += recompute(state, members, criteria, env.ts)
+            records = recompute(state, members, criteria, env.ts)
+            outbox.records += records
+            outbox.triggers += triggers_for(records, state, criteria)
             dirty.accounts[env.account_id] = state
             dirty.users.update(((env.account_id, uid), u) for uid, u in members.items())
         user = self._load_user(env.account_id, env.user_id, dirty)
@@ -325,6 +332,7 @@ class ActivationWorker:
         if outcome.status == "rejected":
             outbox.dead_envelopes.append((outcome.reason, "per-account user limit reached", env))
         outbox.records += outcome.records
+        outbox.triggers += triggers_for(outcome.records, state, criteria)
 
     def clock_for(self, partition: int) -> int:
         """The partition's event-time clock: the end of engagement windows."""
@@ -357,29 +365,29 @@ class ActivationWorker:
             metrics.CHANGES.labels(record["kind"], record["level"]).inc()
             await self.changes_topic.send(key=record["account_id"].encode(), value=orjson.dumps(record))
 
-    def _adopt_criteria(self, event: EventT[bytes], partition: int) -> list[Record]:
+    def _adopt_criteria(self, event: EventT[bytes], partition: int, outbox: Outbox) -> None:
         control: Mapping[str, Any] = orjson.loads(event.value)
         new = self._remember(parse_criteria(control["criteria"]))
         current = self.criteria_for(partition)
         if new.version <= current.version:
-            return []  # replayed or outdated: versions only move forward
+            return  # replayed or outdated: versions only move forward
         at_ms = int(control["at"])
         self.criteria_by_partition[partition] = new
         self.accounts[CRITERIA_KEY] = orjson.dumps(dict(new.document))
         log.info("partition %d: criteria v%d -> v%d, re-evaluating", partition, current.version, new.version)
-        records: list[Record] = []
         keys = self._partition_account_keys(partition)
         for key in keys:
             dirty = _Dirty(partition)
             account_id = key.decode()
             state = dirty.accounts[account_id] = self._load_account(account_id, new, dirty)
             users = self._members(state, dirty)
-            records += recompute(state, users, new, at_ms)
+            records = recompute(state, users, new, at_ms)
+            outbox.records += records
+            outbox.triggers += triggers_for(records, state, new)
             dirty.users.update(((account_id, uid), u) for uid, u in users.items())
             self._write(dirty)
         metrics.CRITERIA_VERSION.set(new.version)
         log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, len(keys), new.version)
-        return records
 
     def _partition_account_keys(self, partition: int) -> list[bytes]:
         store = self.accounts.data

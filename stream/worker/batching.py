@@ -79,6 +79,7 @@ class Outbox:
     to_accounts: dict[int, list[Envelope]] = field(default_factory=lambda: defaultdict(list))
     to_users: dict[int, list[Envelope]] = field(default_factory=lambda: defaultdict(list))
     records: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     dead_envelopes: list[tuple[str, str, Envelope]] = field(default_factory=list)
 

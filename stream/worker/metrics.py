@@ -27,4 +27,10 @@ CHANGES = Counter(
     ["kind", "level"],
     registry=REGISTRY,
 )
+TRIGGERS = Counter(
+    "stream_lifecycle_triggers_total",
+    "Records published on the lifecycle-triggers topic",
+    ["kind"],
+    registry=REGISTRY,
+)
 CRITERIA_VERSION = Gauge("stream_criteria_version", "Highest criteria version adopted", registry=REGISTRY)

@@ -129,6 +129,7 @@ class Cluster:
             "criteria": f"{self.app_id}.activation-criteria",
             "changes": f"{self.app_id}.activation-changes",
             "dlq": f"{self.app_id}.product-events-dlq",
+            "triggers": f"{self.app_id}.lifecycle-triggers",
         }
 
     def env(self, data_dir: Path, web_port: int) -> dict[str, str]:
@@ -144,6 +145,7 @@ class Cluster:
             STREAM_TOPIC_CRITERIA=self.topics["criteria"],
             STREAM_TOPIC_CHANGES=self.topics["changes"],
             STREAM_TOPIC_DLQ=self.topics["dlq"],
+            STREAM_TOPIC_TRIGGERS=self.topics["triggers"],
             **self.overrides,
         )
         return env

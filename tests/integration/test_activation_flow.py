@@ -82,6 +82,21 @@ def _seed_scenario(main: Cluster, changes: TopicReader) -> None:
     assert ("user", "seed-acme-u2", "report_shared") not in reached  # shared on slack
     changes.close()
 
+    with TopicReader(main.bootstrap, main.topics["triggers"]) as triggers_topic:
+
+        def seed_triggers():
+            got = [t for t in triggers_topic.values() if t["account_id"] == "seed-acme"]
+            return any(t["kind"] == "pql" for t in got) and got
+
+        triggers = wait_until(seed_triggers, 30, what="the trial account's pql trigger")
+    (pql,) = [t for t in triggers if t["kind"] == "pql"]
+    assert pql["plan"] == "trial" and pql["activation_rate"] == 1.0
+    celebrated = {
+        (t["user_id"], t["milestone"]): t["next_milestone"] for t in triggers if t["kind"] == "milestone_celebration"
+    }
+    assert celebrated[("seed-acme-u2", "report_created")] == "report_shared"
+    assert celebrated[("seed-acme-u0", "report_shared")] is None
+
     user = worker.get("/accounts/seed-acme/users/seed-acme-u0").json()
     assert user["activated"] and user["role"] == "executive"
     assert user["event_counts"] == {
