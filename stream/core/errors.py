@@ -1,8 +1,9 @@
 """One exception root for the whole project, with specific subclasses.
 
 Callers catch :class:`StreamError` to handle anything this project raises on
-purpose; the subclasses say which contract was broken so the shell can decide
-between "reject this input" (DLQ) and "refuse to start" (bad configuration).
+purpose; the subclasses say which contract was broken. Bad input is not an
+exception: the decoder returns it as a ``Rejection`` with a reason code, so one
+bad record can never abort the processing of others.
 """
 
 from __future__ import annotations
@@ -23,16 +24,3 @@ class CriteriaError(StreamError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-class RejectedInput(StreamError):
-    """An input record cannot be applied; ``reason`` is a stable DLQ reason code.
-
-    Reason codes are part of the public contract (they appear in DLQ headers and
-    metric labels), so they are short, fixed identifiers and never contain input.
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
