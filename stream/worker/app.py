@@ -37,9 +37,9 @@ from stream.core.partitioning import partition_for
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
 from stream.core.segment import Rejection, decode_message
 from stream.core.state import AccountState, UserState
-from stream.core.timeutil import utc_now_ms
+from stream.core.timeutil import parse_timestamp_ms, utc_now_ms
 from stream.settings import Settings
-from stream.worker import metrics
+from stream.worker import gauges, metrics
 from stream.worker.batching import (
     BATCH_MAX,
     BATCH_WITHIN_S,
@@ -113,6 +113,8 @@ class ActivationWorker:
         app.agent(self.criteria_topic, name="criteria")(self.criteria_agent)
         app.on_partitions_revoked.connect(self._forget_cached_state)
         app.on_partitions_assigned.connect(self._forget_cached_state)
+        app.on_partitions_assigned.connect(self._count_rebalance)
+        app.timer(interval=gauges.REFRESH_SECONDS, name="refresh-gauges")(self._refresh_gauges)
         self.known_criteria: dict[int, Criteria] = {default_criteria.version: default_criteria}
         register_views(self)
 
@@ -143,8 +145,21 @@ class ActivationWorker:
         self.known_criteria.setdefault(criteria.version, criteria)
         return criteria
 
+    async def _count_rebalance(self, *_args: Any, **_kwargs: Any) -> None:
+        metrics.REBALANCES.inc()
+
+    async def _refresh_gauges(self) -> None:
+        """Runs on every worker (each reports its own partitions)."""
+        metrics.WORKER_READY.set(1 if self.is_ready() else 0)
+        if self.is_ready():
+            try:
+                gauges.refresh(self)
+            except Exception as exc:  # a gauge must never take the worker down
+                log.warning("gauge refresh failed: %r", exc)
+
     async def _forget_cached_state(self, *_args: Any, **_kwargs: Any) -> None:
         """Partitions moved: another worker may have written what we cached."""
+        gauges.zero_product_gauges()
         self.criteria_by_partition.clear()
         self.clocks.clear()
         self.account_cache.clear()
@@ -305,6 +320,8 @@ class ActivationWorker:
             await self._send(outbox)
 
     def _account_calls(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
+        if event.message.timestamp:
+            metrics.PROCESSING_LATENCY.observe(max(0.0, utc_now_ms() / 1000 - event.message.timestamp))
         criteria = self.criteria_for(partition)
         _each_call(event.value, outbox, lambda env: self._account_call(env, criteria, dirty, outbox))
 
@@ -361,8 +378,10 @@ class ActivationWorker:
         return {uid: self._load_user(state.account_id, uid, dirty) for uid in state.members}
 
     async def _publish(self, records: list[Record]) -> None:
+        now = utc_now_ms()
         for record in records:
             metrics.CHANGES.labels(record["kind"], record["level"]).inc()
+            metrics.EVENT_TO_OUTPUT.observe(max(0.0, (now - parse_timestamp_ms(record["event_time"])) / 1000))
             await self.changes_topic.send(key=record["account_id"].encode(), value=orjson.dumps(record))
 
     def _adopt_criteria(self, event: EventT[bytes], partition: int, outbox: Outbox) -> None:

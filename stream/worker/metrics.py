@@ -6,7 +6,7 @@ or an account id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -34,3 +34,51 @@ TRIGGERS = Counter(
     registry=REGISTRY,
 )
 CRITERIA_VERSION = Gauge("stream_criteria_version", "Highest criteria version adopted", registry=REGISTRY)
+
+# -------------------------------------------------------------- pipeline
+PROCESSING_LATENCY = Histogram(
+    "stream_processing_latency_seconds",
+    "From a call's re-keyed message being written to its state being applied",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+EVENT_TO_OUTPUT = Histogram(
+    "stream_event_to_output_seconds",
+    "From an input's event time to its activation change record being published (includes replay age)",
+    buckets=(0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400, 604800),
+    registry=REGISTRY,
+)
+REBALANCES = Counter("stream_rebalances_total", "Partition assignments received by this worker", registry=REGISTRY)
+WORKER_READY = Gauge("stream_worker_ready", "1 when assigned and done restoring tables, else 0", registry=REGISTRY)
+CONSUMER_LAG = Gauge(
+    "stream_consumer_lag_messages",
+    "Messages not yet committed, per assigned partition",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+TABLE_KEYS = Gauge("stream_table_keys", "Keys in this worker's active table partitions", ["table"], registry=REGISTRY)
+
+# --------------------------------------------------------------- product
+ACCOUNTS = Gauge("stream_accounts", "Accounts on this worker's partitions, by state", ["state"], registry=REGISTRY)
+USERS = Gauge("stream_users", "Users on this worker's partitions, by state", ["state"], registry=REGISTRY)
+ACCOUNTS_BY_RATE = Gauge(
+    "stream_accounts_by_activation_rate",
+    "Accounts per activation-rate bucket (lower bound)",
+    ["bucket"],
+    registry=REGISTRY,
+)
+USERS_BY_RATE = Gauge(
+    "stream_users_by_activation_rate",
+    "Users per activation-rate bucket (lower bound)",
+    ["bucket"],
+    registry=REGISTRY,
+)
+MILESTONE_REACHED = Gauge(
+    "stream_milestone_reached",
+    "Accounts or users that reached each milestone (adoption)",
+    ["level", "milestone"],
+    registry=REGISTRY,
+)
+ACCOUNTS_BY_ENGAGEMENT = Gauge(
+    "stream_accounts_by_engagement_7d", "Accounts per 7-day weighted engagement band", ["band"], registry=REGISTRY
+)

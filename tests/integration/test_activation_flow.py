@@ -221,3 +221,52 @@ def test_unexpected_internal_garbage_is_dead_lettered_not_fatal(main: Cluster):
     wait_until(
         lambda: main.workers[0].get("/accounts/after-garbage").status_code == 200, 60, what="processing to go on"
     )
+
+
+def metric_total(workers, name: str, **labels: str) -> float:
+    """A metric's samples with these labels, summed over workers (as PromQL's sum() would)."""
+    want = {f'{k}="{v}"' for k, v in labels.items()}
+    total = 0.0
+    for w in workers:
+        for line in w.get("/metrics").text.splitlines():
+            if line.startswith("#"):
+                continue
+            sample, _, value = line.rpartition(" ")
+            sample_name, _, label_part = sample.partition("{")
+            if sample_name == name and want <= set(label_part.rstrip("}").split(",")) - {""}:
+                total += float(value)
+    return total
+
+
+def test_state_gauges_count_each_account_once_across_workers(main: Cluster):
+    """Each worker reports only the partitions it owns: sums over workers are exact."""
+    accounts = [f"gauge-{i}" for i in range(10)]
+    main.produce([keyed(group(f"{a}-u", a, 1, plan="trial")) for a in accounts])
+    for a in accounts:
+        wait_until(lambda a=a: main.workers[0].get(f"/accounts/{a}").status_code == 200, 60, what=a)
+    known = sum(1 for w in main.workers for a in accounts if w.get(f"/accounts/{a}").status_code == 200) // 2
+
+    def totals_match() -> bool:
+        total = metric_total(main.workers, "stream_accounts", state="activated") + metric_total(
+            main.workers, "stream_accounts", state="not_activated"
+        )
+        keys = metric_total(main.workers, "stream_table_keys", table="accounts")
+        return total == keys and total >= known
+
+    wait_until(totals_match, 60, 1.0, "state gauges to cover every account exactly once")
+    assert metric_total(main.workers, "stream_worker_ready") == len(main.workers)
+    assert metric_total(main.workers, "stream_rebalances_total") >= len(main.workers)
+    assert metric_total(main.workers, "stream_processing_latency_seconds_count") > 0
+    assert metric_total(main.workers, "stream_event_to_output_seconds_count") > 0
+    lag_lines = [
+        x
+        for w in main.workers
+        for x in w.get("/metrics").text.splitlines()
+        if x.startswith("stream_consumer_lag_messages{")
+    ]
+    assert lag_lines and all(float(x.split()[-1]) >= 0 for x in lag_lines)
+    by_rate = sum(
+        metric_total(main.workers, "stream_accounts_by_activation_rate", bucket=f"{b:.1f}")
+        for b in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    )
+    assert by_rate == metric_total(main.workers, "stream_table_keys", table="accounts")

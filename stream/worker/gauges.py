@@ -1,0 +1,119 @@
+"""Gauges refreshed from the worker's own state (not from events).
+
+Every worker reports only the partitions it owns right now, so a PromQL
+``sum`` over workers counts each account once; on a revocation the gauges are
+zeroed at once, not left with a partition another worker now reports too.
+
+Consumer lag is the fetch response's high watermark (which the embedded broker
+reports correctly, unlike its ListOffsets answer) minus the committed offset,
+never negative.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from stream.core.engagement import engagement_view
+from stream.core.state import AccountState
+from stream.worker import metrics
+
+if TYPE_CHECKING:
+    from stream.worker.app import ActivationWorker
+
+log = logging.getLogger("stream.gauges")
+
+REFRESH_SECONDS = 15.0
+RATE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+ENGAGEMENT_BUCKETS = ((0.0, "0"), (1.0, "1-9"), (10.0, "10-99"), (100.0, "100-999"), (1000.0, "1000+"))
+
+
+def rate_bucket(rate: float) -> str:
+    """The lower bound of the bucket a rate falls in (1.0 has its own bucket)."""
+    label = RATE_BUCKETS[0]
+    for bound in RATE_BUCKETS:
+        if rate >= bound - 1e-9:
+            label = bound
+    return f"{label:.1f}"
+
+
+def engagement_bucket(total: float) -> str:
+    label = ENGAGEMENT_BUCKETS[0][1]
+    for bound, name in ENGAGEMENT_BUCKETS:
+        if total >= bound:
+            label = name
+    return label
+
+
+def zero_product_gauges() -> None:
+    for gauge in (
+        metrics.ACCOUNTS,
+        metrics.USERS,
+        metrics.ACCOUNTS_BY_RATE,
+        metrics.USERS_BY_RATE,
+        metrics.MILESTONE_REACHED,
+        metrics.ACCOUNTS_BY_ENGAGEMENT,
+        metrics.TABLE_KEYS,
+    ):
+        gauge.clear()
+
+
+def refresh(worker: ActivationWorker) -> None:
+    """Recompute every state gauge from the partitions this worker owns."""
+    accounts: Counter[str] = Counter()
+    users: Counter[str] = Counter()
+    by_rate: Counter[str] = Counter()
+    users_by_rate: Counter[str] = Counter()
+    reached: Counter[tuple[str, str]] = Counter()
+    by_engagement: Counter[str] = Counter()
+    account_keys = 0
+    for key, raw in worker.accounts.data.items():
+        if key.startswith(b"\x00"):
+            continue
+        account_keys += 1
+        account_id = key.decode()
+        state = AccountState.from_bytes(account_id, raw)
+        criteria = worker.criteria_of_version(state.criteria_version)
+        accounts["activated" if state.activated_at is not None else "not_activated"] += 1
+        by_rate[rate_bucket(state.rate)] += 1
+        for milestone in state.reached:
+            reached[("account", milestone)] += 1
+        for member in state.members.values():
+            users["activated" if member.activated else "not_activated"] += 1
+            users_by_rate[rate_bucket(member.rate)] += 1
+            for milestone in member.reached:
+                reached[("user", milestone)] += 1
+        window = engagement_view(state.days, criteria.engagement, worker.clock_of_account(account_id))["window_7d"]
+        by_engagement[engagement_bucket(window["total"])] += 1
+    zero_product_gauges()
+    for label, n in accounts.items():
+        metrics.ACCOUNTS.labels(label).set(n)
+    for label, n in users.items():
+        metrics.USERS.labels(label).set(n)
+    for bucket in RATE_BUCKETS:
+        metrics.ACCOUNTS_BY_RATE.labels(f"{bucket:.1f}").set(by_rate[f"{bucket:.1f}"])
+        metrics.USERS_BY_RATE.labels(f"{bucket:.1f}").set(users_by_rate[f"{bucket:.1f}"])
+    for (level, milestone), n in reached.items():
+        metrics.MILESTONE_REACHED.labels(level, milestone).set(n)
+    for _bound, name in ENGAGEMENT_BUCKETS:
+        metrics.ACCOUNTS_BY_ENGAGEMENT.labels(name).set(by_engagement[name])
+    metrics.TABLE_KEYS.labels("accounts").set(account_keys)
+    metrics.TABLE_KEYS.labels("users").set(sum(1 for _ in worker.users.data))
+    metrics.TABLE_KEYS.labels("directory").set(sum(1 for _ in worker.directory.data))
+    refresh_lag(worker)
+
+
+def refresh_lag(worker: ActivationWorker) -> None:
+    consumer = worker.app.consumer
+    metrics.CONSUMER_LAG.clear()
+    for tp in consumer.assignment():
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not fetched yet
+            continue
+        if highwater is None or highwater < 0:
+            continue
+        committed = consumer._committed_offset.get(tp)  # Faust's own record of what it committed
+        lag = max(0, highwater - (committed if committed is not None else 0))
+        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
