@@ -83,6 +83,11 @@ class Settings:
     parking: ParkingLimits = field(default_factory=ParkingLimits)
     group: GroupTimeouts = field(default_factory=GroupTimeouts)
     standby_replicas: int = 0
+    #: Messages an agent takes per batch at most, and how long it waits to fill
+    #: one: larger batches amortise Faust's per-message cost, the wait bounds
+    #: the latency it adds per hop.
+    batch_max: int = 5_000
+    batch_wait_ms: int = 100
     #: Decoded accounts and users kept in memory (the tables hold the truth).
     cache_accounts: int = 5_000
     cache_users: int = 50_000
@@ -202,6 +207,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             rebalance_timeout_s=_float(env, "STREAM_REBALANCE_TIMEOUT_SECONDS", 10.0),
         ),
         standby_replicas=_int(env, "STREAM_STANDBY_REPLICAS", 0, minimum=0),
+        batch_max=_int(env, "STREAM_BATCH_MAX", 5_000),
+        batch_wait_ms=_int(env, "STREAM_BATCH_WAIT_MS", 100),
         cache_accounts=_int(env, "STREAM_CACHE_ACCOUNTS", 5_000),
         cache_users=_int(env, "STREAM_CACHE_USERS", 50_000),
         log_level=log_level,

@@ -41,8 +41,6 @@ from stream.core.timeutil import parse_timestamp_ms, utc_now_ms
 from stream.settings import Settings
 from stream.worker import gauges, metrics
 from stream.worker.batching import (
-    BATCH_MAX,
-    BATCH_WITHIN_S,
     DeadLetter,
     Outbox,
     by_partition,
@@ -202,7 +200,7 @@ class ActivationWorker:
         )
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+        async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
             for event in events:
                 try:
@@ -232,7 +230,7 @@ class ActivationWorker:
     # --------------------------------------------------------- directory
 
     async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+        async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
             for partition, group in by_partition(events).items():
                 with in_partition_of(group[-1]):
@@ -302,7 +300,7 @@ class ActivationWorker:
         return user
 
     async def accounts_agent(self, stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+        async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
             for partition, group in by_partition(events).items():
                 with in_partition_of(group[-1]):

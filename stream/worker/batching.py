@@ -27,9 +27,6 @@ from faust.types import EventT
 from stream.core.envelope import Envelope
 from stream.core.partitioning import partition_for
 
-#: Events per batch at most, and how long a batch may wait to fill.
-BATCH_MAX = 1_000
-BATCH_WITHIN_S = 0.02
 PACKED_PREFIX = b'{"calls":'
 
 
