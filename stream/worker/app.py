@@ -17,7 +17,9 @@ point of every partition's stream (deterministic on replay).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -166,19 +168,38 @@ class ActivationWorker:
     # ------------------------------------------------------------ ingest
 
     async def _send(self, outbox: Outbox) -> None:
-        """Send what a batch produced: packed envelopes, records, dead letters."""
+        """Send what a batch produced and wait until the broker has all of it.
+
+        Agents call this *before* writing the state (and its idempotency
+        marks) that the batch changed: if the worker dies in between, the
+        batch is processed again and re-sent, which downstream marks and
+        record ids absorb. The other order would lose what was not yet sent.
+        """
+        # force=True: publish now. Faust would otherwise attach the message to
+        # the current event and publish it only at the next commit, after the
+        # state's changelog, which is the wrong order.
+        pending: list[Any] = []
         for partition, envs in outbox.to_users.items():
-            await self.user_topic.send(value=pack(envs), partition=partition)
+            pending.append(await self.user_topic.send(value=pack(envs), partition=partition, force=True))
         for partition, envs in outbox.to_accounts.items():
-            await self.account_topic.send(value=pack(envs), partition=partition)
-        await self._publish(outbox.records)
+            pending.append(await self.account_topic.send(value=pack(envs), partition=partition, force=True))
+        pending += await self._publish(outbox.records)
         for trigger in outbox.triggers:
             metrics.TRIGGERS.labels(trigger["kind"]).inc()
-            await self.triggers_topic.send(key=trigger["account_id"].encode(), value=orjson.dumps(trigger))
+            pending.append(
+                await self.triggers_topic.send(
+                    key=trigger["account_id"].encode(), value=orjson.dumps(trigger), force=True
+                )
+            )
         for d in outbox.dead:
-            await self.dlq.send(d.reason, d.detail, d.value, d.key, d.topic, d.partition, d.offset, d.index)
+            pending.append(
+                await self.dlq.send(d.reason, d.detail, d.value, d.key, d.topic, d.partition, d.offset, d.index)
+            )
         for reason, detail, env in outbox.dead_envelopes:
-            await self.dlq.send_envelope(reason, detail, env)
+            pending.append(await self.dlq.send_envelope(reason, detail, env))
+        awaiting = [p for p in pending if inspect.isawaitable(p)]  # the rest is delivered already
+        if awaiting:
+            await asyncio.gather(*awaiting)
 
     def _failed(self, outbox: Outbox, event: EventT[bytes], exc: Exception) -> None:
         """An unexpected error on one message: it goes to the DLQ (reason
@@ -232,6 +253,7 @@ class ActivationWorker:
     async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
+            changed: list[tuple[EventT[bytes], dict[str, DirectoryEntry]]] = []
             for partition, group in by_partition(events).items():
                 with in_partition_of(group[-1]):
                     entries: dict[str, DirectoryEntry] = {}
@@ -240,9 +262,12 @@ class ActivationWorker:
                             self._directory_one(event, partition, entries, outbox)
                         except Exception as exc:
                             self._failed(outbox, event, exc)
+                    changed.append((group[-1], entries))
+            await self._send(outbox)  # forwards first: see _send
+            for anchor, entries in changed:
+                with in_partition_of(anchor):
                     for user_id, entry in entries.items():
                         self.directory[user_id.encode()] = entry.to_bytes()
-            await self._send(outbox)
 
     def _directory_one(
         self, event: EventT[bytes], partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
@@ -302,6 +327,7 @@ class ActivationWorker:
     async def accounts_agent(self, stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
+            changed: list[tuple[EventT[bytes], _Dirty]] = []
             for partition, group in by_partition(events).items():
                 with in_partition_of(group[-1]):
                     dirty = _Dirty(partition)
@@ -314,8 +340,11 @@ class ActivationWorker:
                                 self._account_calls(event, partition, dirty, outbox)
                         except Exception as exc:
                             self._failed(outbox, event, exc)
+                    changed.append((group[-1], dirty))
+            await self._send(outbox)  # outputs first: see _send
+            for anchor, dirty in changed:
+                with in_partition_of(anchor):
                     self._write(dirty)
-            await self._send(outbox)
 
     def _account_calls(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         if event.message.timestamp:
@@ -375,12 +404,15 @@ class ActivationWorker:
     def _members(self, state: AccountState, dirty: _Dirty) -> dict[str, UserState]:
         return {uid: self._load_user(state.account_id, uid, dirty) for uid in state.members}
 
-    async def _publish(self, records: list[Record]) -> None:
+    async def _publish(self, records: list[Record]) -> list[Any]:
+        """Send change records; returns their delivery futures."""
         now = utc_now_ms()
+        pending: list[Any] = []
         for record in records:
             metrics.CHANGES.labels(record["kind"], record["level"]).inc()
             metrics.EVENT_TO_OUTPUT.observe(max(0.0, (now - parse_timestamp_ms(record["event_time"])) / 1000))
-            await self.changes_topic.send(key=record["account_id"].encode(), value=orjson.dumps(record))
+            pending.append(await self.changes_topic.send(key=record["account_id"].encode(), value=orjson.dumps(record)))
+        return pending
 
     def _adopt_criteria(self, event: EventT[bytes], partition: int, outbox: Outbox) -> None:
         control: Mapping[str, Any] = orjson.loads(event.value)

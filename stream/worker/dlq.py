@@ -7,6 +7,8 @@ convention Kafka Connect uses, so existing DLQ tooling can read them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from stream.core.envelope import Envelope
@@ -28,7 +30,7 @@ class DeadLetters:
         partition: int,
         offset: int,
         index: int | None,
-    ) -> None:
+    ) -> Any:
         headers = {
             "dlq.reason": reason.encode(),
             "dlq.detail": detail.encode("utf-8", "replace")[:500],
@@ -39,9 +41,9 @@ class DeadLetters:
         if index is not None:
             headers["dlq.source.batch_index"] = str(index).encode()
         metrics.DLQ.labels(reason).inc()
-        await self.topic.send(key=key, value=value, headers=headers)
+        return await self.topic.send(key=key, value=value, headers=headers, force=True)
 
-    async def send_envelope(self, reason: str, detail: str, env: Envelope) -> None:
+    async def send_envelope(self, reason: str, detail: str, env: Envelope) -> Any:
         """A call rejected after re-keying: the original record when it was kept."""
         topic, partition = lane_source(env.lane)
         value = env.raw.encode() if env.raw is not None else env.to_bytes()

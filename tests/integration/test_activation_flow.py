@@ -254,7 +254,12 @@ def test_state_gauges_count_each_account_once_across_workers(main: Cluster):
         return total == keys and total >= known
 
     wait_until(totals_match, 60, 1.0, "state gauges to cover every account exactly once")
-    assert metric_total(main.workers, "stream_worker_ready") == len(main.workers)
+    wait_until(
+        lambda: metric_total(main.workers, "stream_worker_ready") == len(main.workers),
+        60,
+        1.0,
+        "every worker to report ready",
+    )
     assert metric_total(main.workers, "stream_rebalances_total") >= len(main.workers)
     assert metric_total(main.workers, "stream_processing_latency_seconds_count") > 0
     assert metric_total(main.workers, "stream_event_to_output_seconds_count") > 0

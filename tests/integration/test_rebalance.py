@@ -28,7 +28,14 @@ def test_worker_joins_and_leaves_mid_stream(clusters: dict[str, Cluster]):
     joiner.stop()  # SIGTERM while calls flow: its partitions move back
     cluster.workers.remove(joiner)
 
-    def verified() -> bool:
-        return cluster.run("verify", "--url", first.url).returncode == 0
+    last: list[str] = []
 
-    wait_until(verified, 180, 2.0, "`stream verify` to find live state equal to the offline run")
+    def verified() -> bool:
+        done = cluster.run("verify", "--url", first.url)
+        last[:] = [done.stdout.decode()[-3000:]]
+        return done.returncode == 0
+
+    try:
+        wait_until(verified, 180, 2.0, "`stream verify` to find live state equal to the offline run")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- last verify output:\n{last[0] if last else ''}") from None
