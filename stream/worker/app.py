@@ -250,24 +250,39 @@ class ActivationWorker:
 
     # --------------------------------------------------------- directory
 
-    async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
+    async def _batches(
+        self,
+        stream: faust.StreamT[bytes],
+        start: Callable[[int], Any],
+        handle: Callable[[EventT[bytes], int, Any, Outbox], None],
+        finish: Callable[[Any], None],
+    ) -> None:
+        """The shape of both stateful agents: per batch and partition, ``start``
+        a pending change, ``handle`` each event into it (inside the partition's
+        table context), send the outputs, then ``finish`` (write) the change."""
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
-            changed: list[tuple[EventT[bytes], dict[str, DirectoryEntry]]] = []
+            changed: list[tuple[EventT[bytes], Any]] = []
             for partition, group in by_partition(events).items():
                 with in_partition_of(group[-1]):
-                    entries: dict[str, DirectoryEntry] = {}
+                    pending = start(partition)
                     for event in group:
                         try:
-                            self._directory_one(event, partition, entries, outbox)
+                            handle(event, partition, pending, outbox)
                         except Exception as exc:
                             self._failed(outbox, event, exc)
-                    changed.append((group[-1], entries))
-            await self._send(outbox)  # forwards first: see _send
-            for anchor, entries in changed:
+                    changed.append((group[-1], pending))
+            await self._send(outbox)  # outputs before state: see _send
+            for anchor, pending in changed:
                 with in_partition_of(anchor):
-                    for user_id, entry in entries.items():
-                        self.directory[user_id.encode()] = entry.to_bytes()
+                    finish(pending)
+
+    async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
+        await self._batches(stream, lambda _p: {}, self._directory_one, self._write_entries)
+
+    def _write_entries(self, entries: dict[str, DirectoryEntry]) -> None:
+        for user_id, entry in entries.items():
+            self.directory[user_id.encode()] = entry.to_bytes()
 
     def _directory_one(
         self, event: EventT[bytes], partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
@@ -325,26 +340,14 @@ class ActivationWorker:
         return user
 
     async def accounts_agent(self, stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
-            outbox = Outbox(self.settings.partitions)
-            changed: list[tuple[EventT[bytes], _Dirty]] = []
-            for partition, group in by_partition(events).items():
-                with in_partition_of(group[-1]):
-                    dirty = _Dirty(partition)
-                    for event in group:
-                        try:
-                            if event.value.startswith(CONTROL_PREFIX):
-                                self._write(dirty)
-                                self._adopt_criteria(event, partition, outbox)
-                            else:
-                                self._account_calls(event, partition, dirty, outbox)
-                        except Exception as exc:
-                            self._failed(outbox, event, exc)
-                    changed.append((group[-1], dirty))
-            await self._send(outbox)  # outputs first: see _send
-            for anchor, dirty in changed:
-                with in_partition_of(anchor):
-                    self._write(dirty)
+        await self._batches(stream, _Dirty, self._account_event, self._write)
+
+    def _account_event(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
+        if event.value.startswith(CONTROL_PREFIX):
+            self._write(dirty)  # re-evaluation reads the tables: bring them up to date first
+            self._adopt_criteria(event, partition, outbox)
+        else:
+            self._account_calls(event, partition, dirty, outbox)
 
     def _account_calls(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         if event.message.timestamp:
