@@ -82,3 +82,62 @@ MILESTONE_REACHED = Gauge(
 ACCOUNTS_BY_ENGAGEMENT = Gauge(
     "stream_accounts_by_engagement_7d", "Accounts per 7-day weighted engagement band", ["band"], registry=REGISTRY
 )
+
+# ------------------------------------------------- drift alerts and time
+DRIFT_ALERTS_OPEN = Gauge(
+    "stream_drift_alerts_open",
+    "Drift alerts open on this worker's partitions, by kind and severity",
+    ["kind", "severity"],
+    registry=REGISTRY,
+)
+DRIFT_ALERTS = Counter(
+    "stream_drift_alerts_total",
+    "Records published on the drift-alerts topic, by kind and status (open, updated, resolved)",
+    ["kind", "status"],
+    registry=REGISTRY,
+)
+WATERMARK = Gauge(
+    "stream_watermark_seconds",
+    "Event-time watermark (Unix seconds) of each account partition this worker owns",
+    ["partition"],
+    registry=REGISTRY,
+)
+SWEEPS = Counter(
+    "stream_sweeps_total",
+    "Hourly event-time sweeps (timer rules evaluated for every account of a partition)",
+    registry=REGISTRY,
+)
+
+# ------------------------------------------------------------------ KPIs
+# Ratios do not add up across workers, so each KPI is exported as a numerator
+# and a denominator: sum by (kpi) (numerator) / sum by (kpi) (denominator).
+KPI_NUMERATOR = Gauge(
+    "stream_kpi_numerator", "Numerator of each KPI over this worker's partitions", ["kpi"], registry=REGISTRY
+)
+KPI_DENOMINATOR = Gauge(
+    "stream_kpi_denominator", "Denominator of each KPI over this worker's partitions", ["kpi"], registry=REGISTRY
+)
+KPI_COHORT_USERS = Gauge(
+    "stream_kpi_cohort_users",
+    "Users per signup month (cohort), total and activated",
+    ["cohort", "state"],
+    registry=REGISTRY,
+)
+KPI_MILESTONE_ADOPTERS = Gauge(
+    "stream_kpi_milestone_adopters",
+    "Monthly active users who reached each user milestone (feature adoption numerator)",
+    ["milestone"],
+    registry=REGISTRY,
+)
+KPI_ACTIVE_USERS_BY_ROLE = Gauge(
+    "stream_kpi_active_users_by_role",
+    "Monthly active users by role (organisational depth); roles outside the criteria's list count as 'other'",
+    ["role"],
+    registry=REGISTRY,
+)
+KPI_TIME_TO_ACTIVATE = Gauge(
+    "stream_kpi_time_to_activate_seconds_bucket",
+    "Activated users by time to activate, cumulative buckets (use histogram_quantile)",
+    ["le"],
+    registry=REGISTRY,
+)

@@ -25,6 +25,16 @@ EXPECTED = {
     "stream_users_by_activation_rate": ("bucket",),
     "stream_milestone_reached": ("level", "milestone"),
     "stream_accounts_by_engagement_7d": ("band",),
+    "stream_drift_alerts_open": ("kind", "severity"),
+    "stream_drift_alerts": ("kind", "status"),
+    "stream_watermark_seconds": ("partition",),
+    "stream_sweeps": (),
+    "stream_kpi_numerator": ("kpi",),
+    "stream_kpi_denominator": ("kpi",),
+    "stream_kpi_cohort_users": ("cohort", "state"),
+    "stream_kpi_milestone_adopters": ("milestone",),
+    "stream_kpi_active_users_by_role": ("role",),
+    "stream_kpi_time_to_activate_seconds_bucket": ("le",),
 }
 
 
