@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.core.criteria import AccountMilestone, Criteria, Scalar, UserMilestone, Where, canonical_value
-from stream.core.engagement import add_event
+from stream.core.activity import DayMask
+from stream.core.engagement import add_event, day_of
 from stream.core.envelope import Envelope
 from stream.core.state import (
     MAX_PROPERTY_KEYS,
@@ -361,14 +362,45 @@ def _is_duplicate_id(user: UserState, message_id: str, ts: int, limits: Activati
     return False
 
 
-def _sync_member(state: AccountState, user: UserState) -> bool:
-    """Copy what account rules need from the user; True if it changed."""
+def first_key_time(user: UserState, criteria: Criteria) -> int | None:
+    times = [t.times[0] for e, t in user.events.items() if e in criteria.key_events and t.times]
+    return min(times) if times else None
+
+
+def rebuild_key_days(user: UserState, criteria: Criteria) -> None:
+    """Key days from the retained day counts (the key events may have changed)."""
+    user.key = DayMask()
+    for day, counts in user.days.items():
+        if any(e in criteria.key_events for e in counts):
+            user.key.add(day)
+
+
+def _sync_member(state: AccountState, user: UserState, criteria: Criteria) -> bool:
+    """Copy what account rules, timers and KPIs need from the user; True if it changed."""
     member = state.members.get(user.user_id)
-    fresh = Member(user.role, dict(user.reached), user.activated_at is not None, user.rate)
+    fresh = Member(
+        user.role,
+        dict(user.reached),
+        user.activated_at is not None,
+        user.rate,
+        user_base_time(user),
+        first_key_time(user, criteria),
+        user.activated_at,
+        user.active.copy(),
+        user.key.copy(),
+    )
     if member == fresh:
         return False
     state.members[user.user_id] = fresh
     return True
+
+
+def _introduce(state: AccountState, criteria: Criteria, at_ms: int) -> None:
+    """Remember when each milestone became available to the account: 0 for
+    those it had from its start, else the time of the criteria change that
+    introduced it (so "N days after it became available" is well defined)."""
+    for mid in (*criteria.user_milestone_ids, *criteria.account_milestone_ids):
+        state.introduced.setdefault(mid, at_ms)
 
 
 def apply_envelope(
@@ -413,6 +445,9 @@ def apply_envelope(
             if tracked:
                 _tally_track(user.events, user.wheres, event, env.props, ts, criteria)
                 add_event(user.days, ts, event)
+                user.active.add(day_of(ts))
+                if event in criteria.key_events:
+                    user.key.add(day_of(ts))
                 if env.props:
                     _retain_props(user, event, env.props, ts)
                 if event in criteria.index.user_by_event:
@@ -438,7 +473,9 @@ def apply_envelope(
             records += _reevaluate_user(state, user, criteria, "event", cause, ts)
 
     if not account_done:
-        if _sync_member(state, user):  # includes a new member (share rules)
+        if not state.introduced:
+            _introduce(state, criteria, 0)
+        if _sync_member(state, user, criteria):  # includes a new member (share rules)
             account_dirty = True
         if account_dirty:
             records += _reevaluate_account(state, criteria, "event", cause, ts)
@@ -468,10 +505,12 @@ def recompute(state: AccountState, users: dict[str, UserState], criteria: Criter
     """
     cause = f"criteria:{criteria.version}"
     ensure_where_tallies(state, users, criteria)
+    _introduce(state, criteria, at_ms)
     records: list[Record] = []
     for user in users.values():
         records += _reevaluate_user(state, user, criteria, "criteria_changed", cause, at_ms)
-        _sync_member(state, user)
+        rebuild_key_days(user, criteria)
+        _sync_member(state, user, criteria)
     records += _reevaluate_account(state, criteria, "criteria_changed", cause, at_ms)
     state.criteria_version = criteria.version
     return records

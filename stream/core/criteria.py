@@ -16,6 +16,7 @@ from typing import Any
 
 from stream.core.engagement import EngagementRules
 from stream.core.errors import CriteriaError
+from stream.core.rules import AlertRules, KpiRules, LifecycleRules
 
 Scalar = str | int | float | bool
 Where = tuple[tuple[str, Scalar], ...]
@@ -23,12 +24,6 @@ Where = tuple[tuple[str, Scalar], ...]
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_MILESTONES = 200
 MAX_EVENT_NAME = 200
-
-
-@dataclass(frozen=True, slots=True)
-class LifecycleRules:
-    #: Account plans (group trait ``plan``) that count as trials for ``pql`` triggers.
-    trial_plans: tuple[str, ...] = ("trial",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +108,33 @@ class Criteria:
     activation_threshold: float = 1.0
     engagement: EngagementRules = field(default_factory=EngagementRules)
     lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
+    alerts: AlertRules = field(default_factory=AlertRules)
+    kpis: KpiRules = field(default_factory=KpiRules)
+    #: Events that count as "key actions" (dormancy, first key action); empty:
+    #: every event a milestone counts.
+    explicit_key_events: tuple[str, ...] = ()
     #: The raw document, kept so it can be republished and stored verbatim.
     document: Mapping[str, Any] = field(default_factory=dict, compare=False)
     index: CriteriaIndex = field(init=False, repr=False, compare=False)
 
+    key_events: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: Functional depth's key features: ``kpis.key_features`` or the key events.
+    key_features: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", CriteriaIndex.build(self.user_milestones, self.account_milestones))
+        milestone_events = [m.event for m in self.user_milestones] + [
+            m.event for m in self.account_milestones if m.event is not None
+        ]
+        keys = self.explicit_key_events or tuple(dict.fromkeys(milestone_events))
+        object.__setattr__(self, "key_events", frozenset(keys))
+        object.__setattr__(self, "key_features", self.kpis.key_features or tuple(sorted(keys)))
+
+    @property
+    def flagship_ids(self) -> tuple[str, ...]:
+        return tuple(m.id for m in self.user_milestones if m.flagship) + tuple(
+            m.id for m in self.account_milestones if m.flagship
+        )
 
     @property
     def user_milestone_ids(self) -> tuple[str, ...]:
@@ -169,6 +185,9 @@ def parse_criteria(doc: object) -> Criteria:
             "account_milestones",
             "engagement",
             "lifecycle",
+            "alerts",
+            "kpis",
+            "key_events",
             "description",
         },
     )
@@ -201,6 +220,9 @@ def parse_criteria(doc: object) -> Criteria:
         activation_threshold=float(threshold),
         engagement=_parse_engagement(doc.get("engagement")),
         lifecycle=_parse_lifecycle(doc.get("lifecycle")),
+        alerts=_parse_alerts(doc.get("alerts")),
+        kpis=_parse_kpis(doc.get("kpis")),
+        explicit_key_events=_event_names(doc.get("key_events", []), "key_events"),
         document=dict(doc),
     )
 
@@ -216,17 +238,143 @@ def _number(value: object, field_name: str, low: float, high: float | None = Non
     return float(value)  # type: ignore[arg-type]
 
 
+def _int_in(value: object, field_name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise CriteriaError(field_name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def _event_names(value: object, field_name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(e, str) and e.strip() and len(e) <= MAX_EVENT_NAME for e in value
+    ):
+        raise CriteriaError(field_name, "must be a list of event names")
+    return tuple(value)
+
+
+def _section(doc: object, name: str, allowed: set[str]) -> Mapping[str, Any]:
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise CriteriaError(name, "must be a mapping")
+    _no_unknown_keys(doc, name, allowed)
+    return doc
+
+
 def _parse_lifecycle(section: object) -> LifecycleRules:
-    """``lifecycle: {trial_plans: [trial]}``."""
-    if section is None:
-        return LifecycleRules()
-    if not isinstance(section, Mapping):
-        raise CriteriaError("lifecycle", "must be a mapping")
-    _no_unknown_keys(section, "lifecycle", {"trial_plans"})
-    plans = section.get("trial_plans", ["trial"])
+    """``lifecycle: {trial_plans, no_first_key_action_hours, stuck_days, inactive_days}``."""
+    d = LifecycleRules()
+    s = _section(section, "lifecycle", {"trial_plans", "no_first_key_action_hours", "stuck_days", "inactive_days"})
+    plans = s.get("trial_plans", list(d.trial_plans))
     if not isinstance(plans, list) or not all(isinstance(p, str) and p for p in plans):
         raise CriteriaError("lifecycle.trial_plans", "must be a list of plan names")
-    return LifecycleRules(trial_plans=tuple(plans))
+    return LifecycleRules(
+        trial_plans=tuple(plans),
+        no_first_key_action_hours=_int_in(
+            s.get("no_first_key_action_hours", d.no_first_key_action_hours),
+            "lifecycle.no_first_key_action_hours",
+            1,
+            24 * 28,
+        ),
+        stuck_days=_int_in(s.get("stuck_days", d.stuck_days), "lifecycle.stuck_days", 1, 56),
+        inactive_days=_int_in(s.get("inactive_days", d.inactive_days), "lifecycle.inactive_days", 1, 56),
+    )
+
+
+#: alerts section: name in the file -> (field, kind) ; kind "share", "num", "days"
+_ALERT_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
+    "engagement_drop": {
+        "share": ("drop_share", "share"),
+        "critical_share": ("drop_critical_share", "share"),
+        "min_baseline": ("drop_min_baseline", "num"),
+    },
+    "high_engagement_low_activation": {
+        "min_engagement_7d": ("high_engagement_7d", "num"),
+        "max_activation_rate": ("high_engagement_max_rate", "share"),
+    },
+    "stalled_activation": {
+        "max_activation_rate": ("stalled_max_rate", "share"),
+        "after_days": ("stalled_after_days", "days"),
+    },
+    "flagship_unadopted": {"after_days": ("flagship_after_days", "days")},
+    "activation_regression": {
+        "min_drop": ("regression_min_drop", "share"),
+        "critical_drop": ("regression_critical_drop", "share"),
+    },
+    "dormant": {"after_days": ("dormant_after_days", "days56")},
+    "single_champion": {"min_users": ("champion_min_users", "count")},
+    "shallow_org": {"min_active_users": ("shallow_min_active_users", "count"), "manager_roles": ("manager_roles", "roles")},
+}
+
+
+def _parse_alerts(section: object) -> AlertRules:
+    """``alerts: {cooldown_days, active_days, <kind>: {threshold: value}}``; defaults in :class:`AlertRules`."""
+    s = _section(section, "alerts", {"cooldown_days", "active_days", *_ALERT_FIELDS})
+    values: dict[str, Any] = {}
+    if "cooldown_days" in s:
+        values["cooldown_days"] = _int_in(s["cooldown_days"], "alerts.cooldown_days", 0, 56)
+    if "active_days" in s:
+        values["active_days"] = _int_in(s["active_days"], "alerts.active_days", 1, 28)
+    for kind, fields in _ALERT_FIELDS.items():
+        sub = _section(s.get(kind), f"alerts.{kind}", set(fields))
+        for key, value in sub.items():
+            name, shape = fields[key]
+            path = f"alerts.{kind}.{key}"
+            if shape == "share":
+                values[name] = _number(value, path, 0, 1)
+            elif shape == "num":
+                values[name] = _number(value, path, 0)
+            elif shape == "days":
+                values[name] = _int_in(value, path, 1, 3650)
+            elif shape == "days56":
+                values[name] = _int_in(value, path, 1, 56)
+            elif shape == "count":
+                values[name] = _int_in(value, path, 1, 1_000_000)
+            else:
+                if not isinstance(value, list) or not all(isinstance(r, str) and r for r in value):
+                    raise CriteriaError(path, "must be a list of role names")
+                values[name] = tuple(value)
+    rules = AlertRules(**values)
+    if rules.drop_critical_share > rules.drop_share:
+        raise CriteriaError("alerts.engagement_drop.critical_share", "must not exceed share")
+    return rules
+
+
+def _parse_kpis(section: object) -> KpiRules:
+    d = KpiRules()
+    s = _section(
+        section,
+        "kpis",
+        {
+            "subscription_event",
+            "cancel_event",
+            "period_days",
+            "deep_usage_share",
+            "key_features",
+            "shallow_depth_below",
+            "roles",
+            "cohort_months",
+        },
+    )
+    for name in ("subscription_event", "cancel_event"):
+        value = s.get(name, getattr(d, name))
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_EVENT_NAME:
+            raise CriteriaError(f"kpis.{name}", "must be an event name")
+    roles = s.get("roles", list(d.roles))
+    if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles) or "other" in roles:
+        raise CriteriaError("kpis.roles", "must be a list of role names (not 'other')")
+    return KpiRules(
+        subscription_event=s.get("subscription_event", d.subscription_event),
+        cancel_event=s.get("cancel_event", d.cancel_event),
+        period_days=_int_in(s.get("period_days", d.period_days), "kpis.period_days", 1, 28),
+        deep_usage_share=_number(s.get("deep_usage_share", d.deep_usage_share), "kpis.deep_usage_share", 0, 1, True),
+        key_features=_event_names(s.get("key_features", []), "kpis.key_features"),
+        shallow_depth_below=_number(
+            s.get("shallow_depth_below", d.shallow_depth_below), "kpis.shallow_depth_below", 0, 1
+        ),
+        roles=tuple(roles),
+        cohort_months=_int_in(s.get("cohort_months", d.cohort_months), "kpis.cohort_months", 1, 120),
+    )
 
 
 def _parse_engagement(section: object) -> EngagementRules:

@@ -16,6 +16,7 @@ from typing import Any
 from stream.core.activation import Record, record_id
 from stream.core.criteria import Criteria
 from stream.core.state import AccountState, trait
+from stream.core.timeutil import parse_timestamp_ms
 
 Trigger = dict[str, Any]
 
@@ -39,7 +40,7 @@ def triggers_for(records: list[Record], state: AccountState, criteria: Criteria)
             plan = trait(state.traits, "plan")
             key = f"pql:v{criteria.version}"
             if plan in criteria.lifecycle.trial_plans and key not in state.triggered:
-                state.triggered.append(key)
+                state.triggered[key] = parse_timestamp_ms(r["event_time"])
                 out.append(_trigger("pql", r, state, milestone=None, next_milestone=None, plan=plan))
     return out
 

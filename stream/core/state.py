@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from stream.core.activity import DayMask
 from stream.core.engagement import DayCounts
 
 #: How many of the earliest event times a tally keeps. A milestone needing
@@ -142,6 +143,9 @@ class UserState:
     seen_ids: dict[str, int] = field(default_factory=dict)
     #: Engagement: day -> event name -> count, for the last KEPT_DAYS days.
     days: DayCounts = field(default_factory=dict)
+    #: Days with any tracked event, and days with a key event.
+    active: DayMask = field(default_factory=DayMask)
+    key: DayMask = field(default_factory=DayMask)
 
     @property
     def role(self) -> str | None:
@@ -171,6 +175,8 @@ class UserState:
             "ap": self.applied,
             "s": self.seen_ids,
             "d": _dump_days(self.days),
+            "am": self.active.dump(),
+            "km": self.key.dump(),
         }
 
     @classmethod
@@ -193,6 +199,8 @@ class UserState:
             applied=d["ap"],
             seen_ids=d["s"],
             days=_load_days(d["d"]),
+            active=DayMask.load(d.get("am")),
+            key=DayMask.load(d.get("km")),
         )
 
     def to_bytes(self) -> bytes:
@@ -205,12 +213,59 @@ class UserState:
 
 @dataclass(slots=True)
 class Member:
-    """What the account needs to know of a user to evaluate account rules."""
+    """What the account needs to know of a user: enough for account rules,
+    timer rules and KPIs, so a sweep or a KPI query reads one record per
+    account instead of one per user."""
 
     role: str | None = None
     reached: dict[str, int] = field(default_factory=dict)
     activated: bool = False
     rate: float = 0.0
+    #: Signup time: the ``created_at`` trait, else the first event.
+    since: int | None = None
+    #: Earliest key event.
+    first_key: int | None = None
+    activated_at: int | None = None
+    active: DayMask = field(default_factory=DayMask)
+    key: DayMask = field(default_factory=DayMask)
+
+    def dump(self) -> list[Any]:
+        return [
+            self.role,
+            self.reached,
+            self.activated,
+            self.rate,
+            self.since,
+            self.first_key,
+            self.activated_at,
+            self.active.dump(),
+            self.key.dump(),
+        ]
+
+    @classmethod
+    def load(cls, m: list[Any]) -> Member:
+        if len(m) < 9:  # written before timer rules existed
+            return cls(m[0], m[1], m[2], m[3])
+        return cls(m[0], m[1], m[2], m[3], m[4], m[5], m[6], DayMask.load(m[7]), DayMask.load(m[8]))
+
+
+@dataclass(slots=True)
+class Alert:
+    """An open drift alert: what was published last for it."""
+
+    kind: str
+    severity: str
+    opened_at: int
+    user_id: str | None = None
+    milestone: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def dump(self) -> list[Any]:
+        return [self.kind, self.severity, self.opened_at, self.user_id, self.milestone, self.evidence]
+
+    @classmethod
+    def load(cls, a: list[Any]) -> Alert:
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5])
 
 
 @dataclass(slots=True)
@@ -233,8 +288,17 @@ class AccountState:
     overflow: int = 0
     #: Engagement: day -> event name -> count over all users.
     days: DayCounts = field(default_factory=dict)
-    #: Once-only lifecycle triggers already fired (e.g. ``pql:v3``).
-    triggered: list[str] = field(default_factory=list)
+    #: Once-only lifecycle triggers already fired (e.g. ``pql:v3``) -> when.
+    triggered: dict[str, int] = field(default_factory=dict)
+    #: Open drift alerts by alert key (kind, plus user or milestone).
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    #: Alert key -> when it was last resolved (for the cooldown).
+    resolved: dict[str, int] = field(default_factory=dict)
+    #: Milestone id -> when it became available to this account (the account's
+    #: start, or the time of the criteria change that introduced it).
+    introduced: dict[str, int] = field(default_factory=dict)
+    #: The last hour (ms) the timer rules were evaluated for this account.
+    swept: int = 0
 
     def seen(self, ts: int) -> None:
         if self.first_seen is None or ts < self.first_seen:
@@ -248,7 +312,7 @@ class AccountState:
             "t": self.traits,
             "f": self.first_seen,
             "l": self.last_seen,
-            "m": {uid: [m.role, m.reached, m.activated, m.rate] for uid, m in self.members.items()},
+            "m": {uid: m.dump() for uid, m in self.members.items()},
             "e": _dump_tallies(self.events),
             "w": _dump_tallies(self.wheres),
             "r": self.reached,
@@ -258,6 +322,10 @@ class AccountState:
             "o": self.overflow,
             "d": _dump_days(self.days),
             "tr": self.triggered,
+            "al": {k: a.dump() for k, a in self.alerts.items()},
+            "rs": self.resolved,
+            "in": self.introduced,
+            "sw": self.swept,
         }
 
     @classmethod
@@ -268,7 +336,7 @@ class AccountState:
             traits=d["t"],
             first_seen=d["f"],
             last_seen=d["l"],
-            members={uid: Member(m[0], m[1], m[2], m[3]) for uid, m in d["m"].items()},
+            members={uid: Member.load(m) for uid, m in d["m"].items()},
             events=_load_tallies(d["e"]),
             wheres=_load_tallies(d["w"]),
             reached=d["r"],
@@ -277,7 +345,11 @@ class AccountState:
             applied=d["ap"],
             overflow=d["o"],
             days=_load_days(d["d"]),
-            triggered=d.get("tr", []),
+            triggered=_load_triggered(d.get("tr")),
+            alerts={k: Alert.load(a) for k, a in d.get("al", {}).items()},
+            resolved=d.get("rs", {}),
+            introduced=d.get("in", {}),
+            swept=d.get("sw", 0),
         )
 
     def to_bytes(self) -> bytes:
@@ -286,3 +358,11 @@ class AccountState:
     @classmethod
     def from_bytes(cls, account_id: str, raw: bytes) -> AccountState:
         return cls.load(account_id, orjson.loads(raw))
+
+
+def _load_triggered(raw: Any) -> dict[str, int]:
+    if not raw:
+        return {}
+    if isinstance(raw, list):  # written before triggers had times
+        return dict.fromkeys(raw, 0)
+    return dict(raw)

@@ -1,0 +1,75 @@
+"""Which days someone was active: a compact, order-independent day set.
+
+Timer rules (dormant, inactive, stuck) and KPIs (DAU/MAU, retention) must be
+evaluated *as of* a past midnight while events after it are already applied,
+so "last seen" is not enough: they need the set of active days. An account
+record carries one per member, so it is kept as two integers (the newest day
+and a 64-bit mask of the days before it) rather than a list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Days remembered, counting back from the newest: covers a 28-day window and
+#: the 28 days before it, with room for lateness.
+MASK_DAYS = 64
+_FULL = (1 << MASK_DAYS) - 1
+
+
+@dataclass(slots=True)
+class DayMask:
+    """Days (days since the epoch, UTC) on which something happened.
+
+    Adding days in any order gives the same mask: a day older than
+    ``MASK_DAYS`` before the newest is dropped whether it came first or last.
+    """
+
+    newest: int = -1
+    bits: int = 0
+
+    def add(self, day: int) -> bool:
+        """Record ``day``; True if the mask changed."""
+        if self.bits == 0:
+            self.newest, self.bits = day, 1
+            return True
+        if day > self.newest:
+            self.bits = ((self.bits << (day - self.newest)) & _FULL) | 1
+            self.newest = day
+            return True
+        back = self.newest - day
+        if back >= MASK_DAYS or self.bits >> back & 1:
+            return False
+        self.bits |= 1 << back
+        return True
+
+    def has(self, day: int) -> bool:
+        back = self.newest - day
+        return self.bits != 0 and 0 <= back < MASK_DAYS and bool(self.bits >> back & 1)
+
+    def count(self, first: int, last: int) -> int:
+        """Active days in ``[first, last]``."""
+        return sum(1 for day in self.days(first, last))
+
+    def days(self, first: int, last: int) -> list[int]:
+        """The active days in ``[first, last]``, oldest first."""
+        if self.bits == 0:
+            return []
+        lo = max(first, self.newest - MASK_DAYS + 1)
+        hi = min(last, self.newest)
+        return [d for d in range(lo, hi + 1) if self.bits >> (self.newest - d) & 1]
+
+    def last_on_or_before(self, day: int) -> int | None:
+        """The latest active day not after ``day`` (within the remembered range)."""
+        found = self.days(day - MASK_DAYS + 1, day)
+        return found[-1] if found else None
+
+    def copy(self) -> DayMask:
+        return DayMask(self.newest, self.bits)
+
+    def dump(self) -> list[int]:
+        return [self.newest, self.bits]
+
+    @classmethod
+    def load(cls, raw: list[int] | None) -> DayMask:
+        return cls() if not raw else cls(raw[0], raw[1])
