@@ -33,9 +33,19 @@ def topic_plan(settings: Settings) -> dict[str, int]:
         t.changes: n,
         t.dlq: n,
         t.triggers: n,
+        t.alerts: n,
         settings.account_topic: n,
         settings.user_topic: n,
     }
+
+
+def partition_count(settings: Settings, topic: str, timeout: float = 10.0) -> int | None:
+    """Partitions of an existing topic (None if it does not exist)."""
+    admin = AdminClient(client_conf(settings))
+    meta = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return None
+    return len(meta.partitions)
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from stream.core.activation import ActivationLimits
+from stream.core.clock import TimeRules
 from stream.core.errors import ConfigError
 from stream.core.routing import ParkingLimits
 from stream.core.segment import DecodeLimits
@@ -30,6 +31,7 @@ class Topics:
     changes: str = "activation-changes"
     dlq: str = "product-events-dlq"
     triggers: str = "lifecycle-triggers"
+    alerts: str = "drift-alerts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,13 @@ class Settings:
     #: Decoded accounts and users kept in memory (the tables hold the truth).
     cache_accounts: int = 5_000
     cache_users: int = 50_000
+    #: Event time: how late a call may be, when a silent lane stops holding
+    #: the watermark back, and how often a worker nudges its partitions'
+    #: clocks forward when no events arrive.
+    time: TimeRules = field(default_factory=TimeRules)
+    tick_seconds: float = 5.0
+    #: Partitions of the input topic (its direct lanes); None: as configured.
+    input_partitions: int | None = None
     log_level: str = "info"
 
     @property
@@ -181,6 +190,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             changes=_str(env, "STREAM_TOPIC_CHANGES", "activation-changes"),
             dlq=_str(env, "STREAM_TOPIC_DLQ", "product-events-dlq"),
             triggers=_str(env, "STREAM_TOPIC_TRIGGERS", "lifecycle-triggers"),
+            alerts=_str(env, "STREAM_TOPIC_ALERTS", "drift-alerts"),
         ),
         security=KafkaSecurity(
             protocol=protocol,
@@ -211,5 +221,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         batch_wait_ms=_int(env, "STREAM_BATCH_WAIT_MS", 100),
         cache_accounts=_int(env, "STREAM_CACHE_ACCOUNTS", 5_000),
         cache_users=_int(env, "STREAM_CACHE_USERS", 50_000),
+        time=TimeRules(
+            allowed_lateness_ms=_int(env, "STREAM_ALLOWED_LATENESS_SECONDS", 6 * 3600, minimum=0) * 1000,
+            idle_ms=_int(env, "STREAM_IDLE_LANE_SECONDS", 30) * 1000,
+        ),
+        tick_seconds=_float(env, "STREAM_TICK_SECONDS", 5.0),
         log_level=log_level,
     )

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from stream.core.criteria import AccountMilestone, Criteria, Scalar, UserMilestone, Where, canonical_value
 from stream.core.activity import DayMask
+from stream.core.criteria import AccountMilestone, Criteria, Scalar, UserMilestone, Where, canonical_value
 from stream.core.engagement import add_event, day_of
 from stream.core.envelope import Envelope
 from stream.core.state import (

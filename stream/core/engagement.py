@@ -71,7 +71,9 @@ def merge_days(into: DayCounts, other: DayCounts) -> None:
             del into[old]
 
 
-def _window(days: DayCounts, rules: EngagementRules, first_day: int, last_day: int) -> tuple[float, dict[str, float]]:
+def window_total(
+    days: DayCounts, rules: EngagementRules, first_day: int, last_day: int
+) -> tuple[float, dict[str, float]]:
     total = 0.0
     by_event: dict[str, float] = {}
     for day in range(first_day, last_day + 1):
@@ -114,8 +116,8 @@ def engagement_view(days: DayCounts, rules: EngagementRules, now_ms: int) -> dic
         "half_life_days": rules.half_life_days,
     }
     for length in (7, 28):
-        current, by_event = _window(days, rules, today - length + 1, today)
-        previous, _ = _window(days, rules, today - 2 * length + 1, today - length)
+        current, by_event = window_total(days, rules, today - length + 1, today)
+        previous, _ = window_total(days, rules, today - 2 * length + 1, today - length)
         change, direction = _trend(current, previous, rules.trend_tolerance)
         out[f"window_{length}d"] = {
             "total": round(current, 3),

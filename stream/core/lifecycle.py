@@ -6,7 +6,9 @@ activation threshold becomes a product-qualified lead (seed 004). Each trigger
 fires once per condition and carries a deterministic id.
 
 Triggers that depend on the absence of events (no first key action after 24 h,
-stuck on a milestone, inactive N days) need event-time timers and are not here.
+stuck on a milestone, inactive N days) are evaluated by the midnight sweeps
+(:func:`sweep_triggers`), as of that midnight: so they fire at the first UTC
+midnight of event time at which their condition holds (day granularity).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from stream.core.activation import Record, record_id
 from stream.core.criteria import Criteria
 from stream.core.state import AccountState, trait
-from stream.core.timeutil import parse_timestamp_ms
+from stream.core.timeutil import MS_PER_DAY, parse_timestamp_ms, to_iso
 
 Trigger = dict[str, Any]
 
@@ -59,3 +61,72 @@ def _trigger(kind: str, r: Record, state: AccountState, **extra: Any) -> Trigger
     }
     trigger.update(extra)
     return trigger
+
+
+def _timer_trigger(
+    kind: str, state: AccountState, uid: str, key: str, at: int, criteria: Criteria, **extra: Any
+) -> Trigger:
+    member = state.members[uid]
+    reached = [m for m in criteria.user_milestone_ids if member.reached.get(m, at) < at]
+    missing = [m for m in criteria.user_milestone_ids if m not in reached]
+    trigger: Trigger = {
+        "id": record_id("trigger", kind, state.account_id, uid, key),
+        "kind": kind,
+        "account_id": state.account_id,
+        "user_id": uid,
+        "criteria_version": criteria.version,
+        "event_time": to_iso(at),
+        "activation_rate": round(len(reached) / len(criteria.user_milestone_ids), 6),
+        "account_activation_rate": state.rate,
+        "reached": reached,
+        "missing": missing,
+        "next_milestone": missing[0] if missing else None,
+    }
+    trigger.update(extra)
+    return trigger
+
+
+def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Trigger]:
+    """Absence-driven nudges as of midnight ``at``, each once per condition."""
+    rules = criteria.lifecycle
+    day = at // MS_PER_DAY - 1
+    out: list[Trigger] = []
+
+    def fire(kind: str, uid: str, key: str, **extra: Any) -> None:
+        if key not in state.triggered:
+            state.triggered[key] = at
+            out.append(_timer_trigger(kind, state, uid, key, at, criteria, **extra))
+
+    for uid, m in sorted(state.members.items()):
+        if m.since is None or m.since >= at:
+            continue
+        # signed up, no key action after N hours
+        if m.since + rules.no_first_key_action_hours * 3_600_000 <= at and (m.first_key is None or m.first_key >= at):
+            fire("no_first_key_action", uid, f"no_first_key:{uid}", signed_up_at=to_iso(m.since))
+        # started, then stuck: some milestones reached, none for N days, some missing
+        times = [t for t in m.reached.values() if t < at]
+        if times and len(times) < len(criteria.user_milestone_ids) and max(times) <= at - rules.stuck_days * MS_PER_DAY:
+            reached = {mid for mid, t in m.reached.items() if t < at}
+            stuck_on = next(mid for mid in criteria.user_milestone_ids if mid not in reached)
+            fire(
+                "stuck",
+                uid,
+                f"stuck:{uid}:{stuck_on}:v{criteria.version}",
+                milestone=stuck_on,
+                last_progress_at=to_iso(max(times)),
+                days_stuck=(at - max(times)) // MS_PER_DAY,
+            )
+        # inactive N days: once per inactivity episode (named by its last active day)
+        last = m.active.last_on_or_before(day)
+        if last is not None and day - last >= rules.inactive_days:
+            fire(
+                "inactive",
+                uid,
+                f"inactive:{uid}:{last}",
+                last_active_day=(to_iso(last * MS_PER_DAY) or "")[:10],
+                days_inactive=day - last,
+            )
+    horizon = at - 70 * MS_PER_DAY
+    for key in [k for k, t in state.triggered.items() if k.startswith("inactive:") and t < horizon]:
+        del state.triggered[key]
+    return out

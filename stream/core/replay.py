@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stream.core.activation import ActivationLimits, Record, apply_envelope, new_account, new_user, recompute
+from stream.core.activation import ActivationLimits, Record, apply_envelope, new_account, new_user
+from stream.core.clock import PartitionClock, TimeRules, lateness_detail
 from stream.core.criteria import Criteria
 from stream.core.envelope import Envelope
 from stream.core.lifecycle import Trigger, triggers_for
@@ -19,6 +20,7 @@ from stream.core.partitioning import partition_for
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, ParkingLimits, apply_to_directory, route_call
 from stream.core.segment import DecodeLimits, Rejection, decode_message
 from stream.core.state import AccountState, UserState
+from stream.core.sweep import Produced, adopt_criteria, sweep_account
 
 
 @dataclass(slots=True)
@@ -37,10 +39,18 @@ class OfflinePipeline:
     rejections: list[Rejection] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
-    #: account partition -> highest event time of the calls applied there
-    clocks: dict[int, int] = field(default_factory=dict)
+    time: TimeRules = field(default_factory=TimeRules)
+    alerts: list[Record] = field(default_factory=list)
+    #: account partition -> its event-time clock. Offline every lane is always
+    #: active (there is no wall clock): see :meth:`finish` for the idle end.
+    clocks: dict[int, PartitionClock] = field(default_factory=dict)
 
     def feed(self, value: bytes, *, partition: int = 0, offset: int = 0, broker_ts: int | None = None) -> None:
+        self._feed(value, partition, offset, broker_ts)
+        for p in list(self.clocks):
+            self._sweep(p, self.clocks[p].watermark(self.time, 0))
+
+    def _feed(self, value: bytes, partition: int, offset: int, broker_ts: int | None) -> None:
         for item in decode_message(value, broker_timestamp_ms=broker_ts, limits=self.decode_limits):
             if isinstance(item, Rejection):
                 self.rejections.append(item)
@@ -66,15 +76,43 @@ class OfflinePipeline:
             self._apply(fwd)
 
     def clock_for(self, account_id: str) -> int:
-        """The event-time clock of the account's partition (as a worker keeps it)."""
-        return self.clocks.get(partition_for(account_id, self.partitions), 0)
+        """The newest event time of the account's partition (as a worker keeps it)."""
+        clock = self.clocks.get(partition_for(account_id, self.partitions))
+        return clock.newest if clock is not None else 0
+
+    def _sweep(self, partition: int, watermark: int) -> None:
+        clock = self.clocks[partition]
+        for midnight in clock.due_midnights(watermark):
+            for account_id in sorted(self.accounts):
+                if partition_for(account_id, self.partitions) == partition:
+                    self._add(sweep_account(self.accounts[account_id], self.criteria, midnight))
+            clock.swept = midnight
+
+    def finish(self, idle_ms: int = 0) -> None:
+        """The end of the stream: every lane goes idle and, as a live worker's
+        watermark does, the clock moves on by ``idle_ms`` of silence."""
+        for p, clock in self.clocks.items():
+            self._sweep(p, max(clock.floor, clock.newest - self.time.allowed_lateness_ms + idle_ms))
+
+    def _add(self, produced: Produced) -> None:
+        self.records += produced.records
+        self.triggers += produced.triggers
+        self.alerts += produced.alerts
 
     def _apply(self, env: Envelope) -> None:
         partition = partition_for(env.account_id, self.partitions)
-        self.clocks[partition] = max(self.clocks.get(partition, 0), env.ts)
+        clock = self.clocks.setdefault(partition, PartitionClock())
         state = self.accounts.get(env.account_id)
         if state is None:
             state = self.accounts[env.account_id] = new_account(env.account_id, self.criteria)
+        if env.kind == "track":
+            mark = state.applied.get(env.lane)
+            marked = mark is not None and env.position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0)
+            if clock.is_late(env.lane, env.ts, self.time) and not marked:
+                detail = lateness_detail(clock, env.lane, env.ts, self.time)
+                self.rejections.append(Rejection("late", detail, env.to_bytes()))
+                return
+            clock.observe(env.lane, env.ts, 0)
         key = (env.account_id, env.user_id)
         user = self.users.get(key)
         if user is None:
@@ -90,13 +128,16 @@ class OfflinePipeline:
         self.triggers += triggers_for(outcome.records, state, self.criteria)
 
     def change_criteria(self, criteria: Criteria, at_ms: int) -> list[Record]:
-        """Adopt a new criteria version and re-evaluate every account."""
+        """Adopt a new criteria version and re-evaluate every account, at each
+        partition's newest event time (as the workers do)."""
         self.criteria = criteria
         out: list[Record] = []
         for account_id, state in self.accounts.items():
             users = {uid: u for (aid, uid), u in self.users.items() if aid == account_id}
-            records = recompute(state, users, criteria, at_ms)
-            self.triggers += triggers_for(records, state, criteria)
-            out += records
+            clock = self.clocks.get(partition_for(account_id, self.partitions))
+            produced = adopt_criteria(state, users, criteria, (clock.newest if clock else 0) or at_ms)
+            self.triggers += produced.triggers
+            self.alerts += produced.alerts
+            out += produced.records
         self.records += out
         return out

@@ -76,6 +76,18 @@ def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[s
             ],
         },
         "rejected_over_limits": state.overflow,
+        "drift_alerts": [
+            {
+                "key": key,
+                "kind": a.kind,
+                "severity": a.severity,
+                "user_id": a.user_id,
+                "milestone": a.milestone,
+                "opened_at": to_iso(a.opened_at),
+                "evidence": a.evidence,
+            }
+            for key, a in sorted(state.alerts.items())
+        ],
         "engagement": engagement_view(state.days, criteria.engagement, now_ms),
         "as_of": to_iso(now_ms),
     }

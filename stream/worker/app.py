@@ -30,7 +30,8 @@ import faust
 import orjson
 from faust.types import EventT
 
-from stream.core.activation import Record, apply_envelope, new_account, new_user, recompute
+from stream.core.activation import Record, apply_envelope, new_account, new_user
+from stream.core.clock import PartitionClock, lateness_detail
 from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
@@ -39,6 +40,7 @@ from stream.core.partitioning import partition_for
 from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
 from stream.core.segment import Rejection, decode_message
 from stream.core.state import AccountState, UserState
+from stream.core.sweep import adopt_criteria, sweep_account
 from stream.core.timeutil import parse_timestamp_ms, utc_now_ms
 from stream.settings import Settings
 from stream.worker import gauges, metrics
@@ -60,9 +62,11 @@ log = logging.getLogger("stream.worker")
 #: and writes inside an event use that event's partition, so each partition
 #: keeps its own copy, switched at the point its control message arrives.
 CRITERIA_KEY = b"\x00criteria"
-#: The partition's event-time clock (highest event time applied), same scheme.
+#: The partition's event-time clock (lanes, watermark, last sweep), same scheme.
 CLOCK_KEY = b"\x00clock"
 CONTROL_PREFIX = b'{"criteria":'
+#: A worker's nudge to a partition it owns: re-read the wall clock, sweep if due.
+TICK = b'{"tick":1}'
 USER_KEY_SEP = "\x1f"
 
 
@@ -97,6 +101,7 @@ class ActivationWorker:
         self.criteria_topic = app.topic(topics.criteria, **raw)
         self.changes_topic = app.topic(topics.changes, **raw)
         self.triggers_topic = app.topic(topics.triggers, **raw)
+        self.alerts_topic = app.topic(topics.alerts, **raw)
         self.account_topic = app.topic(settings.account_topic, partitions=settings.partitions, **raw)
         self.user_topic = app.topic(settings.user_topic, partitions=settings.partitions, **raw)
         self.dlq = DeadLetters(app.topic(topics.dlq, **raw))
@@ -104,7 +109,9 @@ class ActivationWorker:
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
         self.criteria_by_partition: dict[int, Criteria] = {}
-        self.clocks: dict[int, int] = {}
+        self.clocks: dict[int, PartitionClock] = {}
+        inputs = settings.input_partitions or settings.partitions
+        self.expected_lanes = tuple(f"d:{topics.events}:{p}" for p in range(inputs))
         self.account_cache: LRU = LRU(settings.cache_accounts)
         self.user_cache: LRU = LRU(settings.cache_users)
         app.agent(self.events_topic, name="ingest")(self.ingest)
@@ -115,6 +122,7 @@ class ActivationWorker:
         app.on_partitions_assigned.connect(self._forget_cached_state)
         app.on_partitions_assigned.connect(self._count_rebalance)
         app.timer(interval=gauges.REFRESH_SECONDS, name="refresh-gauges")(self._refresh_gauges)
+        app.timer(interval=settings.tick_seconds, name="tick-partitions")(self._tick)
         self.known_criteria: dict[int, Criteria] = {default_criteria.version: default_criteria}
         register_views(self)
 
@@ -184,6 +192,11 @@ class ActivationWorker:
         for partition, envs in outbox.to_accounts.items():
             pending.append(await self.account_topic.send(value=pack(envs), partition=partition, force=True))
         pending += await self._publish(outbox.records)
+        for alert in outbox.alerts:
+            metrics.DRIFT_ALERTS.labels(alert["kind"], alert["status"]).inc()
+            pending.append(
+                await self.alerts_topic.send(key=alert["account_id"].encode(), value=orjson.dumps(alert), force=True)
+            )
         for trigger in outbox.triggers:
             metrics.TRIGGERS.labels(trigger["kind"]).inc()
             pending.append(
@@ -256,10 +269,12 @@ class ActivationWorker:
         start: Callable[[int], Any],
         handle: Callable[[EventT[bytes], int, Any, Outbox], None],
         finish: Callable[[Any], None],
+        close: Callable[[int, Any, Outbox], None] | None = None,
     ) -> None:
         """The shape of both stateful agents: per batch and partition, ``start``
         a pending change, ``handle`` each event into it (inside the partition's
-        table context), send the outputs, then ``finish`` (write) the change."""
+        table context), ``close`` it, send the outputs, then ``finish`` (write)
+        the change."""
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
             changed: list[tuple[EventT[bytes], Any]] = []
@@ -271,6 +286,11 @@ class ActivationWorker:
                             handle(event, partition, pending, outbox)
                         except Exception as exc:
                             self._failed(outbox, event, exc)
+                    if close is not None:
+                        try:
+                            close(partition, pending, outbox)
+                        except Exception as exc:  # a sweep must not stop the partition
+                            log.error("sweep failed on partition %d: %r", partition, exc, exc_info=exc)
                     changed.append((group[-1], pending))
             await self._send(outbox)  # outputs before state: see _send
             for anchor, pending in changed:
@@ -340,9 +360,11 @@ class ActivationWorker:
         return user
 
     async def accounts_agent(self, stream: faust.StreamT[bytes]) -> None:
-        await self._batches(stream, _Dirty, self._account_event, self._write)
+        await self._batches(stream, _Dirty, self._account_event, self._write, self._sweep)
 
     def _account_event(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
+        if event.value == TICK:
+            return  # the batch's close reads the wall clock
         if event.value.startswith(CONTROL_PREFIX):
             self._write(dirty)  # re-evaluation reads the tables: bring them up to date first
             self._adopt_criteria(event, partition, outbox)
@@ -356,16 +378,22 @@ class ActivationWorker:
         _each_call(event.value, outbox, lambda env: self._account_call(env, criteria, dirty, outbox))
 
     def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
-        if env.ts > dirty.clock:
-            dirty.clock = env.ts
         state = self._load_account(env.account_id, criteria, dirty)
+        if env.kind == "track":
+            clock = self.partition_clock(dirty.partition)
+            if clock.is_late(env.lane, env.ts, self.settings.time) and not _marked(state, env):
+                metrics.ACCOUNT_CALLS.labels("late").inc()
+                outbox.dead_envelopes.append(
+                    ("late", lateness_detail(clock, env.lane, env.ts, self.settings.time), env)
+                )
+                return
+            clock.observe(env.lane, env.ts, utc_now_ms())
+            dirty.clock_changed = True
         if state.criteria_version < criteria.version:
             # An account first seen under older criteria, touched after a
             # switch it missed (e.g. restored from an old changelog).
             members = self._members(state, dirty)
-            records = recompute(state, members, criteria, env.ts)
-            outbox.records += records
-            outbox.triggers += triggers_for(records, state, criteria)
+            outbox.add(adopt_criteria(state, members, criteria, env.ts))
             dirty.accounts[env.account_id] = state
             dirty.users.update(((env.account_id, uid), u) for uid, u in members.items())
         user = self._load_user(env.account_id, env.user_id, dirty)
@@ -381,22 +409,68 @@ class ActivationWorker:
         outbox.records += outcome.records
         outbox.triggers += triggers_for(outcome.records, state, criteria)
 
-    def clock_for(self, partition: int) -> int:
-        """The partition's event-time clock: the end of engagement windows."""
+    def partition_clock(self, partition: int) -> PartitionClock:
+        """The partition's event-time clock (lanes, watermark, sweeps)."""
         clock = self.clocks.get(partition)
         if clock is None:
             raw = self.accounts.data._db_for_partition(partition).get(CLOCK_KEY)
-            clock = self.clocks[partition] = int(raw) if raw else 0
+            clock = self.clocks[partition] = PartitionClock.load(raw, utc_now_ms(), self.expected_lanes)
         return clock
+
+    def clock_for(self, partition: int) -> int:
+        """The newest event time applied on the partition: "now" for views."""
+        return self.partition_clock(partition).newest
 
     def clock_of_account(self, account_id: str) -> int:
         return self.clock_for(partition_for(account_id, self.settings.partitions))
 
+    def _sweep(self, partition: int, dirty: _Dirty, outbox: Outbox) -> None:
+        """After a partition's part of a batch: advance the watermark and run
+        the midnight sweeps it passed, for every account of the partition."""
+        clock = self.partition_clock(partition)
+        before = clock.floor
+        watermark = clock.watermark(self.settings.time, utc_now_ms())
+        metrics.WATERMARK.labels(str(partition)).set(watermark / 1000)
+        if watermark != before:
+            dirty.clock_changed = True
+        due = clock.due_midnights(watermark)
+        if not due:
+            return
+        criteria = self.criteria_for(partition)
+        account_ids = sorted({k.decode() for k in self._partition_account_keys(partition)} | set(dirty.accounts))
+        for midnight in due:
+            for account_id in account_ids:
+                state = self._load_account(account_id, criteria, dirty)
+                produced = sweep_account(state, criteria, midnight)
+                if produced.triggers or produced.alerts or state.swept == midnight:
+                    dirty.accounts[account_id] = state
+                outbox.add(produced)
+            clock.swept = midnight
+            metrics.SWEEPS.inc()
+        dirty.clock_changed = True
+        log.info(
+            "partition %d: swept %d midnight(s) up to %d over %d accounts",
+            partition,
+            len(due),
+            due[-1],
+            len(account_ids),
+        )
+
+    async def _tick(self) -> None:
+        """Each worker nudges the account partitions it owns, so their
+        watermarks follow the wall clock when no events arrive (sweeps need
+        stream iteration to write tables)."""
+        if not self.is_ready():
+            return
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic == self.settings.account_topic:
+                await self.account_topic.send(key=b"\x00tick", value=TICK, partition=tp.partition, force=True)
+
     def _write(self, dirty: _Dirty) -> None:
         """One table write per account and user touched (inside the partition's context)."""
-        if dirty.clock > self.clock_for(dirty.partition):
-            self.clocks[dirty.partition] = dirty.clock
-            self.accounts[CLOCK_KEY] = str(dirty.clock).encode()
+        if dirty.clock_changed:
+            self.accounts[CLOCK_KEY] = self.partition_clock(dirty.partition).dump()
+            dirty.clock_changed = False
         for account_id, state in dirty.accounts.items():
             self.accounts[account_id.encode()] = state.to_bytes()
         for (account_id, user_id), user in dirty.users.items():
@@ -423,7 +497,9 @@ class ActivationWorker:
         current = self.criteria_for(partition)
         if new.version <= current.version:
             return  # replayed or outdated: versions only move forward
-        at_ms = int(control["at"])
+        # the change takes effect at the partition's own event time (what was
+        # applied so far), so a replay puts it at the same point
+        at_ms = self.partition_clock(partition).newest or int(control["at"])
         self.criteria_by_partition[partition] = new
         self.accounts[CRITERIA_KEY] = orjson.dumps(dict(new.document))
         log.info("partition %d: criteria v%d -> v%d, re-evaluating", partition, current.version, new.version)
@@ -433,9 +509,7 @@ class ActivationWorker:
             account_id = key.decode()
             state = dirty.accounts[account_id] = self._load_account(account_id, new, dirty)
             users = self._members(state, dirty)
-            records = recompute(state, users, new, at_ms)
-            outbox.records += records
-            outbox.triggers += triggers_for(records, state, new)
+            outbox.add(adopt_criteria(state, users, new, at_ms))
             dirty.users.update(((account_id, uid), u) for uid, u in users.items())
             self._write(dirty)
         metrics.CRITERIA_VERSION.set(new.version)
@@ -465,6 +539,12 @@ class ActivationWorker:
             log.info("criteria v%d published to %d partitions", criteria.version, self.settings.partitions)
 
 
+def _marked(state: AccountState, env: Envelope) -> bool:
+    """Already applied to the account (a replay after a crash): not late, a duplicate."""
+    mark = state.applied.get(env.lane)
+    return mark is not None and env.position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0)
+
+
 def _each_call(value: bytes, outbox: Outbox, apply: Callable[[Envelope], None]) -> None:
     """Apply each call of a packed message. A call that fails unexpectedly goes
     to the DLQ alone (``processing_error``); what earlier calls of the batch did
@@ -482,7 +562,7 @@ class _Dirty:
     """Accounts and users changed by the batch, written once at its end."""
 
     partition: int
-    clock: int = 0
+    clock_changed: bool = False
     accounts: dict[str, AccountState] = field(default_factory=dict)
     users: dict[tuple[str, str], UserState] = field(default_factory=dict)
 

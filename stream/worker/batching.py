@@ -77,8 +77,15 @@ class Outbox:
     to_users: dict[int, list[Envelope]] = field(default_factory=lambda: defaultdict(list))
     records: list[dict[str, Any]] = field(default_factory=list)
     triggers: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     dead_envelopes: list[tuple[str, str, Envelope]] = field(default_factory=list)
+
+    def add(self, produced: Any) -> None:
+        """Take a core step's output records (a ``Produced``)."""
+        self.records += produced.records
+        self.triggers += produced.triggers
+        self.alerts += produced.alerts
 
     def to_account(self, env: Envelope) -> None:
         self.to_accounts[partition_for(env.account_id, self.partitions)].append(env)

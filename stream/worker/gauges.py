@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from stream.core.alerts import KINDS
 from stream.core.engagement import engagement_view
 from stream.core.state import AccountState
 from stream.worker import metrics
@@ -55,6 +56,8 @@ def zero_product_gauges() -> None:
         metrics.MILESTONE_REACHED,
         metrics.ACCOUNTS_BY_ENGAGEMENT,
         metrics.TABLE_KEYS,
+        metrics.DRIFT_ALERTS_OPEN,
+        metrics.WATERMARK,
     ):
         gauge.clear()
 
@@ -67,6 +70,7 @@ def refresh(worker: ActivationWorker) -> None:
     users_by_rate: Counter[str] = Counter()
     reached: Counter[tuple[str, str]] = Counter()
     by_engagement: Counter[str] = Counter()
+    open_alerts: Counter[tuple[str, str]] = Counter()
     account_keys = 0
     for key, raw in worker.accounts.data.items():
         if key.startswith(b"\x00"):
@@ -86,7 +90,14 @@ def refresh(worker: ActivationWorker) -> None:
                 reached[("user", milestone)] += 1
         window = engagement_view(state.days, criteria.engagement, worker.clock_of_account(account_id))["window_7d"]
         by_engagement[engagement_bucket(window["total"])] += 1
+        for alert in state.alerts.values():
+            open_alerts[(alert.kind, alert.severity)] += 1
     zero_product_gauges()
+    for kind in KINDS:
+        for severity in ("warning", "critical"):
+            metrics.DRIFT_ALERTS_OPEN.labels(kind, severity).set(open_alerts[(kind, severity)])
+    for partition, clock in list(worker.clocks.items()):
+        metrics.WATERMARK.labels(str(partition)).set(clock.floor / 1000)
     for label, n in accounts.items():
         metrics.ACCOUNTS.labels(label).set(n)
     for label, n in users.items():

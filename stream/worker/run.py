@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import orjson
 
 from stream.core.criteria import Criteria, load_criteria_bytes, load_criteria_text
 from stream.core.errors import CriteriaError
-from stream.kafka_admin import ensure_topics, make_producer, read_topic
+from stream.kafka_admin import ensure_topics, make_producer, partition_count, read_topic
 from stream.settings import Settings
 
 log = logging.getLogger("stream.worker")
@@ -56,6 +57,8 @@ def run_worker(settings: Settings) -> None:
     from stream.worker.app import ActivationWorker
 
     criteria = prepare(settings)
+    # each input partition is a lane the event-time watermark waits for
+    settings = replace(settings, input_partitions=partition_count(settings, settings.topics.events))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = ActivationWorker(settings, criteria)
     faust.Worker(worker.app, loglevel=settings.log_level.upper()).execute_from_commandline()

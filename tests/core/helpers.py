@@ -7,9 +7,12 @@ from typing import Any
 
 import orjson
 
+from stream.core.clock import TimeRules
 from stream.core.replay import OfflinePipeline
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
+#: For tests of order independence: nothing is ever late (and nothing swept).
+NO_LATENESS = TimeRules(allowed_lateness_ms=10**13)
 
 
 def iso(minutes: float) -> str:

@@ -13,7 +13,7 @@ from stream.core.replay import OfflinePipeline
 from stream.core.routing import ParkingLimits
 from stream.core.state import AccountState, UserState
 from tests.conftest import ROOT
-from tests.core.helpers import group, identify, snapshot, track
+from tests.core.helpers import NO_LATENESS, group, identify, snapshot, track
 
 DOC = yaml.safe_load((ROOT / "deploy" / "criteria.yaml").read_text())
 
@@ -21,7 +21,7 @@ DOC = yaml.safe_load((ROOT / "deploy" / "criteria.yaml").read_text())
 def seed_scenario(criteria) -> OfflinePipeline:
     """Seed 000/004: users connect a source, create and share reports; the
     account reaches team milestones by min_users, min_share and role rules."""
-    p = OfflinePipeline(criteria)
+    p = OfflinePipeline(criteria, time=NO_LATENESS)  # calls are deliberately out of order
     msgs = [group(f"u{i}", "acme", i, plan="trial", createdAt="2026-09-30T00:00:00Z") for i in range(5)]
     msgs += [identify("u0", 10, role="Executive"), identify("u1", 10, role="manager")]
     for i in range(3):  # three users create reports -> team_reporting (min_users 3)
@@ -192,7 +192,7 @@ def build(events, role_calls) -> tuple[list[bytes], list[bytes]]:
 
 
 def run(criteria, setup, body) -> OfflinePipeline:
-    p = OfflinePipeline(criteria)
+    p = OfflinePipeline(criteria, time=NO_LATENESS)
     p.feed_all(setup + body)
     return p
 

@@ -1,0 +1,48 @@
+"""What happens to an account at the two definite points of its partition's
+stream that are not events: a criteria change, and a midnight sweep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream.core.activation import Record, recompute
+from stream.core.alerts import regression_alert, sweep_alerts
+from stream.core.criteria import Criteria
+from stream.core.lifecycle import Trigger, sweep_triggers, triggers_for
+from stream.core.state import AccountState, UserState
+
+
+@dataclass(slots=True)
+class Produced:
+    """Output records of one step, by topic."""
+
+    records: list[Record] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+    alerts: list[Record] = field(default_factory=list)
+
+    def extend(self, other: Produced) -> None:
+        self.records += other.records
+        self.triggers += other.triggers
+        self.alerts += other.alerts
+
+
+def adopt_criteria(state: AccountState, users: dict[str, UserState], criteria: Criteria, at: int) -> Produced:
+    """Re-evaluate the account under new criteria; a rate that fell because of
+    the change opens an ``activation_regression`` alert."""
+    old_rate, old_version = state.rate, state.criteria_version
+    records = recompute(state, users, criteria, at)
+    out = Produced(records, triggers_for(records, state, criteria))
+    if old_version and old_version < criteria.version:
+        alert = regression_alert(state, old_rate, old_version, criteria, at)
+        if alert is not None:
+            out.alerts.append(alert)
+    return out
+
+
+def sweep_account(state: AccountState, criteria: Criteria, midnight: int) -> Produced:
+    """Timer rules as of ``midnight``, at most once per account and midnight
+    (the account's own mark makes a replayed sweep a no-op)."""
+    if state.swept >= midnight:
+        return Produced()
+    state.swept = midnight
+    return Produced(triggers=sweep_triggers(state, criteria, midnight), alerts=sweep_alerts(state, criteria, midnight))
