@@ -42,3 +42,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .demo .pytest_cache .mypy_cache .ruff_cache
+
+# Deployment files: promtool checks and rule tests, docker-compose config,
+# settings consistency, and every dashboard/rule query against a live worker
+# scraped by a real Prometheus (installs Debian's prometheus and docker-compose
+# packages when missing; needs root for that).
+.PHONY: deploy-check
+deploy-check: $(STAMP)
+	$(BIN)/ruff check tests/deploy
+	$(BIN)/pytest tests/deploy
