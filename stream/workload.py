@@ -18,6 +18,8 @@ import orjson
 ARCHETYPES = ("activating", "stalling", "heavy_no_flagship", "quiet")
 ROLES = ("member", "member", "member", "member", "manager", "executive")
 CHANNELS = ("email", "slack", "link")
+#: The longest a call waits in a key's batch envelope (in event time).
+FLUSH_AFTER = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +171,23 @@ def generate_messages(spec: WorkloadSpec) -> Iterator[tuple[bytes, bytes]]:
         for call in calls:
             yield call.key.encode(), orjson.dumps(call.doc)
         return
-    pending: dict[str, list[dict[str, object]]] = {}
+    # a key's batch is sent when full or when it has waited a minute of event
+    # time (as Segment's libraries flush on size or interval), so batches keep
+    # the stream in event-time order to within a minute
+    pending: dict[str, tuple[datetime, list[dict[str, object]]]] = {}
     for call in calls:
-        batch = pending.setdefault(call.key, [])
+        while pending:
+            key, (since, batch) = next(iter(pending.items()))
+            if call.ts - since <= FLUSH_AFTER:
+                break
+            del pending[key]
+            yield key.encode(), orjson.dumps({"batch": batch})
+        since, batch = pending.get(call.key, (call.ts, []))
         batch.append(call.doc)
         if len(batch) >= spec.batch_size:
+            pending.pop(call.key, None)
             yield call.key.encode(), orjson.dumps({"batch": batch})
-            pending[call.key] = []
-    for key, batch in pending.items():
-        if batch:
-            yield key.encode(), orjson.dumps({"batch": batch})
+        else:
+            pending[call.key] = (since, batch)
+    for key, (_since, batch) in pending.items():
+        yield key.encode(), orjson.dumps({"batch": batch})

@@ -1,16 +1,20 @@
 """Event time per account partition: watermarks, lateness and due sweeps.
 
 Timer rules ("no key event for 14 days") must fire in event time so that
-replaying last month gives exactly what live processing gave. A partition's
-watermark is the highest event time seen minus the allowed lateness, taken per
-*lane* (one input partition, directly or through the user directory) and then
-the minimum over the lanes still delivering, the way Flink does it:
+replaying last month gives exactly what live processing gave. Calls reach an
+account partition along *lanes*: each input partition directly, and each input
+partition through each partition of the user directory. Every call carries the
+highest event time its input partition had reached (its ``lane_max``), and
+the first hop and the directory send that progress to every account partition
+after each batch, so every lane advances even where it carries no data:
 
-* whether a call is late depends only on the calls before it in its own lane,
-  which is an ordered log, so it does not depend on how the lanes interleave;
-* the partition sweeps midnight ``M`` only once every active lane is past
-  ``M`` + lateness, so any call dated before ``M`` that comes afterwards is late
-  in its lane: a sweep sees exactly the accepted calls dated before ``M``.
+* a call is late when it is more than the allowed lateness behind its own
+  ``lane_max``: a fact of the input partition's order, not of batching or of
+  how lanes interleave;
+* the watermark is the minimum over the lanes of their progress, minus the
+  lateness; the partition sweeps midnight ``M`` once it passes it, so any call
+  dated before ``M`` that comes afterwards is late by its own ``lane_max``:
+  a sweep sees exactly the accepted calls dated before ``M``.
 
 A lane that delivers nothing for ``idle_ms`` of wall time stops holding the
 watermark back; when every lane is idle the watermark follows the wall clock
@@ -71,11 +75,11 @@ class PartitionClock:
         clock.heard = dict.fromkeys((*clock.lanes, *expected_lanes), wall_ms)
         return clock
 
-    def is_late(self, lane: str, ts: int, rules: TimeRules) -> bool:
-        """Too old to apply: behind its lane by more than the lateness, or dated
-        before a midnight already swept."""
-        top = self.lanes.get(lane)
-        return (top is not None and ts < top - rules.allowed_lateness_ms) or ts < self.swept
+    def is_late(self, lane_max: int, ts: int, rules: TimeRules) -> bool:
+        """Too old to apply: more than the lateness behind the highest event
+        time its input partition had reached (``lane_max``, carried by the
+        call), or dated before a midnight already swept."""
+        return ts < lane_max - rules.allowed_lateness_ms or ts < self.swept
 
     def observe(self, lane: str, ts: int, wall_ms: int) -> None:
         if ts > self.lanes.get(lane, ts - 1):
@@ -110,8 +114,14 @@ class PartitionClock:
         return list(range(first, watermark + 1, MS_PER_DAY))
 
 
-def lateness_detail(clock: PartitionClock, lane: str, ts: int, rules: TimeRules) -> str:
-    top = clock.lanes.get(lane)
-    if top is not None and ts < top - rules.allowed_lateness_ms:
-        return f"event time {ts} is more than {rules.allowed_lateness_ms} ms behind its lane's latest {top}"
+def lateness_detail(clock: PartitionClock, lane_max: int, ts: int, rules: TimeRules) -> str:
+    if ts < lane_max - rules.allowed_lateness_ms:
+        return f"event time {ts} is more than {rules.allowed_lateness_ms} ms behind its partition's latest {lane_max}"
     return f"event time {ts} is before the midnight {clock.swept} already evaluated"
+
+
+def expected_lanes(topic: str, input_partitions: int, user_partitions: int) -> tuple[str, ...]:
+    """Every lane an account partition hears from: each input partition
+    directly, and through each partition of the user directory."""
+    direct = [f"d:{topic}:{q}" for q in range(input_partitions)]
+    return tuple(direct + [f"u{p}:{d}" for p in range(user_partitions) for d in direct])

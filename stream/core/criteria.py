@@ -303,7 +303,10 @@ _ALERT_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "dormant": {"after_days": ("dormant_after_days", "days56")},
     "single_champion": {"min_users": ("champion_min_users", "count")},
-    "shallow_org": {"min_active_users": ("shallow_min_active_users", "count"), "manager_roles": ("manager_roles", "roles")},
+    "shallow_org": {
+        "min_active_users": ("shallow_min_active_users", "count"),
+        "manager_roles": ("manager_roles", "roles"),
+    },
 }
 
 

@@ -16,7 +16,7 @@ import orjson
 
 #: Envelope kinds. ``traits`` is a user's identify traits replayed by the
 #: user directory when it learns the user's membership of an account.
-KINDS = ("track", "identify", "group", "traits")
+KINDS = ("track", "identify", "group", "traits", "visit", "link")
 
 
 @dataclass(slots=True)
@@ -35,6 +35,10 @@ class Envelope:
     event: str | None = None
     props: dict[str, Any] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
+    #: The highest event time of the input partition up to and including this
+    #: call: lateness is judged against it, so it does not depend on which
+    #: account partition or batch the call lands in.
+    lm: int = 0
     #: The original record's JSON, only on calls that may still be rejected
     #: downstream (a track naming no account), so the DLQ gets what was sent.
     raw: str | None = None
@@ -67,6 +71,7 @@ class Envelope:
             "p": self.props,
             "t": self.traits,
             "r": self.raw,
+            "lm": self.lm,
         }
 
     @classmethod
@@ -89,4 +94,5 @@ class Envelope:
             props=d["p"],
             traits=d["t"],
             raw=d.get("r"),
+            lm=d.get("lm", 0),
         )

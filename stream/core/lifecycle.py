@@ -81,6 +81,7 @@ def _timer_trigger(
         "reached": reached,
         "missing": missing,
         "next_milestone": missing[0] if missing else None,
+        "milestone": None,
     }
     trigger.update(extra)
     return trigger

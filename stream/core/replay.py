@@ -12,12 +12,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stream.core.activation import ActivationLimits, Record, apply_envelope, new_account, new_user
-from stream.core.clock import PartitionClock, TimeRules, lateness_detail
+from stream.core.clock import PartitionClock, TimeRules, expected_lanes, lateness_detail
 from stream.core.criteria import Criteria
 from stream.core.envelope import Envelope
 from stream.core.lifecycle import Trigger, triggers_for
 from stream.core.partitioning import partition_for
-from stream.core.routing import TO_ACCOUNT, DirectoryEntry, ParkingLimits, apply_to_directory, route_call
+from stream.core.routing import (
+    TO_ACCOUNT,
+    VISITOR_PREFIX,
+    DirectoryEntry,
+    ParkingLimits,
+    apply_to_directory,
+    route_call,
+    visitor_counts,
+)
 from stream.core.segment import DecodeLimits, Rejection, decode_message
 from stream.core.state import AccountState, UserState
 from stream.core.sweep import Produced, adopt_criteria, sweep_account
@@ -40,22 +48,43 @@ class OfflinePipeline:
     applied: int = 0
     duplicates: int = 0
     time: TimeRules = field(default_factory=TimeRules)
+    #: Partitions of the input topic: each is a lane every clock waits for.
+    input_partitions: int = 1
     alerts: list[Record] = field(default_factory=list)
     #: account partition -> its event-time clock. Offline every lane is always
     #: active (there is no wall clock): see :meth:`finish` for the idle end.
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
 
+    #: input partition -> highest event time decoded from it
+    lane_max: dict[int, int] = field(default_factory=dict)
+
     def feed(self, value: bytes, *, partition: int = 0, offset: int = 0, broker_ts: int | None = None) -> None:
         self._feed(value, partition, offset, broker_ts)
-        for p in list(self.clocks):
-            self._sweep(p, self.clocks[p].watermark(self.time, 0))
+        # the progress the first hop and the directory send after each batch
+        lane = f"d:{self.topic}:{partition}"
+        top = self.lane_max.get(partition)
+        for p in range(self.partitions):
+            clock = self._clock(p)
+            if top is not None:
+                clock.observe(lane, top, 0)
+                for u in range(self.partitions):
+                    clock.observe(f"u{u}:{lane}", top, 0)
+            self._sweep(p, clock.watermark(self.time, 0))
+
+    def _clock(self, partition: int) -> PartitionClock:
+        clock = self.clocks.get(partition)
+        if clock is None:
+            lanes = expected_lanes(self.topic, self.input_partitions, self.partitions)
+            clock = self.clocks[partition] = PartitionClock.load(None, 0, lanes)
+        return clock
 
     def _feed(self, value: bytes, partition: int, offset: int, broker_ts: int | None) -> None:
         for item in decode_message(value, broker_timestamp_ms=broker_ts, limits=self.decode_limits):
             if isinstance(item, Rejection):
                 self.rejections.append(item)
                 continue
-            for target, env in route_call(item, self.topic, partition, offset):
+            top = self.lane_max[partition] = max(self.lane_max.get(partition, 0), item.timestamp_ms)
+            for target, env in route_call(item, self.topic, partition, offset, top):
                 if target == TO_ACCOUNT:
                     self._apply(env)
                 else:
@@ -74,6 +103,9 @@ class OfflinePipeline:
             self.rejections.append(Rejection("no_account", "no group call names this user's account", value))
         for fwd in outcome.forward:
             self._apply(fwd)
+
+    def visitor_counts(self) -> tuple[int, int]:
+        return visitor_counts(e for uid, e in self.directory.items() if uid.startswith(VISITOR_PREFIX))
 
     def clock_for(self, account_id: str) -> int:
         """The newest event time of the account's partition (as a worker keeps it)."""
@@ -101,18 +133,18 @@ class OfflinePipeline:
 
     def _apply(self, env: Envelope) -> None:
         partition = partition_for(env.account_id, self.partitions)
-        clock = self.clocks.setdefault(partition, PartitionClock())
+        clock = self._clock(partition)
         state = self.accounts.get(env.account_id)
         if state is None:
             state = self.accounts[env.account_id] = new_account(env.account_id, self.criteria)
         if env.kind == "track":
             mark = state.applied.get(env.lane)
             marked = mark is not None and env.position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0)
-            if clock.is_late(env.lane, env.ts, self.time) and not marked:
-                detail = lateness_detail(clock, env.lane, env.ts, self.time)
+            if clock.is_late(env.lm, env.ts, self.time) and not marked:
+                detail = lateness_detail(clock, env.lm, env.ts, self.time)
                 self.rejections.append(Rejection("late", detail, env.to_bytes()))
                 return
-            clock.observe(env.lane, env.ts, 0)
+        clock.observe(env.lane, env.lm, 0)
         key = (env.account_id, env.user_id)
         user = self.users.get(key)
         if user is None:

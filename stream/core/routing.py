@@ -21,6 +21,9 @@ from stream.core.envelope import Envelope
 from stream.core.segment import Event
 from stream.core.state import Traits, is_applied, set_traits
 
+#: Directory keys of visitors (anonymousIds), beside the users' own keys.
+VISITOR_PREFIX = "~anon:"
+
 #: Where an envelope goes next.
 TO_ACCOUNT = "account"
 TO_USER = "user"
@@ -42,8 +45,9 @@ def lane_source(lane: str) -> tuple[str, int]:
     return topic, int(partition)
 
 
-def route_call(event: Event, topic: str, partition: int, offset: int) -> list[tuple[str, Envelope]]:
-    """Where one decoded call goes from the input topic."""
+def route_call(event: Event, topic: str, partition: int, offset: int, lane_max: int = 0) -> list[tuple[str, Envelope]]:
+    """Where one decoded call goes from the input topic (``lane_max``: the
+    partition's highest event time so far, this call included)."""
     lane = direct_lane(topic, partition)
     index = -1 if event.index is None else event.index
 
@@ -60,8 +64,24 @@ def route_call(event: Event, topic: str, partition: int, offset: int) -> list[tu
             event=event.event,
             props=event.properties,
             traits=event.traits,
+            lm=max(lane_max, event.timestamp_ms),
         )
 
+    out: list[tuple[str, Envelope]] = []
+    if event.anonymous_id:
+        # visitor -> signup: a call with only an anonymousId is a visit; one
+        # with both ids links the visitor to the user who signed up
+        visit = env("link" if event.user_id else "visit", "")
+        visit.user_id = VISITOR_PREFIX + event.anonymous_id
+        visit.traits = {"user_id": event.user_id} if event.user_id else {}
+        visit.props, visit.event = {}, None
+        out.append((TO_USER, visit))
+    if not event.user_id or event.type in ("page", "screen"):
+        return out
+    return out + _route_user_call(event, env)
+
+
+def _route_user_call(event: Event, env: Any) -> list[tuple[str, Envelope]]:
     if event.type == "track":
         if event.account_id is not None:
             return [(TO_ACCOUNT, env("track", event.account_id))]
@@ -133,6 +153,16 @@ def apply_to_directory(
     if is_applied(entry.applied, env.lane, env.position):
         # Re-sent by the first hop after a restart: already forwarded.
         return DirectoryOutcome([], duplicate=True)
+    if env.kind == "visit":  # a visitor's entry: its first visit ...
+        first = entry.traits.get("first_visit")
+        if first is None or env.ts < first[1]:
+            entry.traits["first_visit"] = [env.ts, env.ts]
+        return DirectoryOutcome([])
+    if env.kind == "link":  # ... and its earliest call as a signed-up user
+        signup = entry.traits.get("signup")
+        if signup is None or env.ts < signup[1]:
+            entry.traits["signup"] = [env.traits.get("user_id"), env.ts]
+        return DirectoryOutcome([])
 
     def forward(kind: str, account: str, traits: dict[str, Any] | None = None) -> Envelope:
         return Envelope(
@@ -147,6 +177,7 @@ def apply_to_directory(
             event=env.event,
             props=env.props,
             traits=env.traits if traits is None else traits,
+            lm=env.lm,
         )
 
     expired = _expire_parked(entry, env.ts, parking)
@@ -170,6 +201,7 @@ def apply_to_directory(
             call.account_id = env.account_id
             call.raw = None
             call.lane, call.offset, call.index, call.sub = lane, env.offset, env.index, n
+            call.lm = env.lm  # its place in the lane is the group call's
             out.append(call)
         entry.pending = []
         return DirectoryOutcome(out, rejected=expired)
@@ -201,3 +233,19 @@ def _expire_parked(entry: DirectoryEntry, now_ms: int, parking: ParkingLimits) -
         (expired if parked["ts"] < now_ms - parking.grace_ms else keep).append(parked)
     entry.pending = keep
     return [Envelope.from_dict(p) for p in expired]
+
+
+def visitor_counts(entries: Any) -> tuple[int, int]:
+    """(visitors, converted) over visitor entries: a visitor had an anonymous
+    visit; converted, it was later (at or after its first visit) linked to a
+    user. Exact: one directory entry per anonymousId."""
+    visitors = converted = 0
+    for entry in entries:
+        first = entry.traits.get("first_visit")
+        if first is None:
+            continue
+        visitors += 1
+        signup = entry.traits.get("signup")
+        if signup is not None and signup[1] >= first[1]:
+            converted += 1
+    return visitors, converted

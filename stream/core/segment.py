@@ -35,7 +35,7 @@ REASONS = (
     "limit_exceeded",
 )
 
-SUPPORTED_TYPES = ("track", "identify", "group")
+SUPPORTED_TYPES = ("track", "identify", "group", "page", "screen")
 MAX_SCALAR_PROPERTIES = 32
 MAX_SCALAR_LENGTH = 64
 
@@ -63,6 +63,8 @@ class Event:
     properties: dict[str, Any] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
     index: int | None = None
+    #: Segment's anonymousId: a visitor (no userId) or a visitor signing up.
+    anonymous_id: str | None = None
     #: The record's own JSON, kept only while the event may still be rejected
     #: downstream (no resolvable account), so the DLQ gets what was sent.
     raw: bytes | None = None
@@ -101,7 +103,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {}
 def _validator(kind: str) -> Callable[[Any], Any]:
     v = _VALIDATORS.get(kind)
     if v is None:
-        v = _VALIDATORS[kind] = _compile(f"segment-{kind}.schema.json")
+        v = _VALIDATORS[kind] = _compile(f"segment-{'page' if kind == 'screen' else kind}.schema.json")
     return v
 
 
@@ -143,9 +145,10 @@ def _decode_call(doc: Any, raw: bytes, index: int | None, broker_ts: int | None,
     kind = doc.get("type")
     if kind not in SUPPORTED_TYPES:
         shown = kind if isinstance(kind, str) and len(kind) <= 32 and kind.isprintable() else "?"
-        return Rejection("unsupported_type", f"type {shown!r} (supported: track, identify, group)", raw, index)
-    if not doc.get("userId"):
-        return Rejection("missing_id", "userId is required", raw, index)
+        return Rejection("unsupported_type", f"type {shown!r} (supported: {', '.join(SUPPORTED_TYPES)})", raw, index)
+    anonymous = doc.get("anonymousId") if isinstance(doc.get("anonymousId"), str) else None
+    if not doc.get("userId") and not (anonymous and kind in ("track", "page", "screen")):
+        return Rejection("missing_id", "userId is required (track, page and screen: or anonymousId)", raw, index)
     if kind == "track" and not doc.get("messageId"):
         return Rejection("missing_id", "messageId is required on track calls", raw, index)
     if kind == "group" and not doc.get("groupId"):
@@ -167,12 +170,15 @@ def _decode_call(doc: Any, raw: bytes, index: int | None, broker_ts: int | None,
     account = doc.get("groupId") if kind == "group" else (context.get("groupId") or doc.get("groupId"))
     event = Event(
         type=kind,
-        user_id=doc["userId"],
+        user_id=doc.get("userId") or "",
         account_id=account,
         message_id=doc.get("messageId"),
         timestamp_ms=ts,
         index=index,
+        anonymous_id=anonymous or None,
     )
+    if kind in ("page", "screen"):
+        return event
     if kind == "track":
         event.event = doc["event"]
         event.properties = scalar_properties(doc.get("properties"))

@@ -76,6 +76,7 @@ def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[s
             ],
         },
         "rejected_over_limits": state.overflow,
+        "swept_through": to_iso(state.swept or None),
         "drift_alerts": [
             {
                 "key": key,

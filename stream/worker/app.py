@@ -31,13 +31,23 @@ import orjson
 from faust.types import EventT
 
 from stream.core.activation import Record, apply_envelope, new_account, new_user
-from stream.core.clock import PartitionClock, lateness_detail
+from stream.core.clock import PartitionClock, expected_lanes, lateness_detail
 from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
+from stream.core.kpis import kpi_partial, merge_partials
 from stream.core.lifecycle import triggers_for
 from stream.core.partitioning import partition_for
-from stream.core.routing import TO_ACCOUNT, DirectoryEntry, apply_to_directory, route_call
+from stream.core.routing import (
+    TO_ACCOUNT,
+    VISITOR_PREFIX,
+    DirectoryEntry,
+    apply_to_directory,
+    direct_lane,
+    route_call,
+    user_lane,
+    visitor_counts,
+)
 from stream.core.segment import Rejection, decode_message
 from stream.core.state import AccountState, UserState
 from stream.core.sweep import adopt_criteria, sweep_account
@@ -67,6 +77,8 @@ CLOCK_KEY = b"\x00clock"
 CONTROL_PREFIX = b'{"criteria":'
 #: A worker's nudge to a partition it owns: re-read the wall clock, sweep if due.
 TICK = b'{"tick":1}'
+#: How far each lane has got, sent downstream after every batch.
+PROGRESS_PREFIX = b'{"progress":'
 USER_KEY_SEP = "\x1f"
 
 
@@ -111,7 +123,9 @@ class ActivationWorker:
         self.criteria_by_partition: dict[int, Criteria] = {}
         self.clocks: dict[int, PartitionClock] = {}
         inputs = settings.input_partitions or settings.partitions
-        self.expected_lanes = tuple(f"d:{topics.events}:{p}" for p in range(inputs))
+        self.expected_lanes = expected_lanes(topics.events, inputs, settings.partitions)
+        #: (topic, partition) -> highest event time the first hop decoded from it
+        self.input_lane_max: dict[tuple[str, int], int] = {}
         self.account_cache: LRU = LRU(settings.cache_accounts)
         self.user_cache: LRU = LRU(settings.cache_users)
         app.agent(self.events_topic, name="ingest")(self.ingest)
@@ -191,6 +205,18 @@ class ActivationWorker:
             pending.append(await self.user_topic.send(value=pack(envs), partition=partition, force=True))
         for partition, envs in outbox.to_accounts.items():
             pending.append(await self.account_topic.send(value=pack(envs), partition=partition, force=True))
+        if outbox.progress:  # after the data it covers, to every partition
+            direct = {k: v for k, v in outbox.progress.items() if k.startswith("d:")}
+            every = orjson.dumps({"progress": outbox.progress})
+            for partition in range(self.settings.partitions):
+                pending.append(
+                    await self.account_topic.send(key=b"\x00progress", value=every, partition=partition, force=True)
+                )
+                if direct:
+                    value = orjson.dumps({"progress": direct})
+                    pending.append(
+                        await self.user_topic.send(key=b"\x00progress", value=value, partition=partition, force=True)
+                    )
         pending += await self._publish(outbox.records)
         for alert in outbox.alerts:
             metrics.DRIFT_ALERTS.labels(alert["kind"], alert["status"]).inc()
@@ -255,7 +281,10 @@ class ActivationWorker:
                 )
                 continue
             metrics.EVENTS.labels(item.type).inc()
-            for target, env in route_call(item, msg.topic, msg.partition, msg.offset):
+            source = (msg.topic, msg.partition)
+            top = self.input_lane_max[source] = max(self.input_lane_max.get(source, 0), item.timestamp_ms)
+            outbox.advance(direct_lane(msg.topic, msg.partition), top)
+            for target, env in route_call(item, msg.topic, msg.partition, msg.offset, top):
                 if target == TO_ACCOUNT:
                     outbox.to_account(env)
                 else:
@@ -307,6 +336,10 @@ class ActivationWorker:
     def _directory_one(
         self, event: EventT[bytes], partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
     ) -> None:
+        if event.value.startswith(PROGRESS_PREFIX):  # the first hop's progress, passed on through this partition
+            for lane, ts in orjson.loads(event.value)["progress"].items():
+                outbox.advance(user_lane(partition, lane), ts)
+            return
         _each_call(event.value, outbox, lambda env: self._directory_call(env, partition, entries, outbox))
 
     def _directory_call(
@@ -365,6 +398,12 @@ class ActivationWorker:
     def _account_event(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         if event.value == TICK:
             return  # the batch's close reads the wall clock
+        if event.value.startswith(PROGRESS_PREFIX):
+            clock, now = self.partition_clock(partition), utc_now_ms()
+            for lane, ts in orjson.loads(event.value)["progress"].items():
+                clock.observe(lane, ts, now)
+            dirty.clock_changed = True
+            return
         if event.value.startswith(CONTROL_PREFIX):
             self._write(dirty)  # re-evaluation reads the tables: bring them up to date first
             self._adopt_criteria(event, partition, outbox)
@@ -379,15 +418,13 @@ class ActivationWorker:
 
     def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
         state = self._load_account(env.account_id, criteria, dirty)
-        if env.kind == "track":
-            clock = self.partition_clock(dirty.partition)
-            if clock.is_late(env.lane, env.ts, self.settings.time) and not _marked(state, env):
-                metrics.ACCOUNT_CALLS.labels("late").inc()
-                outbox.dead_envelopes.append(
-                    ("late", lateness_detail(clock, env.lane, env.ts, self.settings.time), env)
-                )
-                return
-            clock.observe(env.lane, env.ts, utc_now_ms())
+        clock = self.partition_clock(dirty.partition)
+        if env.kind == "track" and clock.is_late(env.lm, env.ts, self.settings.time) and not _marked(state, env):
+            metrics.ACCOUNT_CALLS.labels("late").inc()
+            outbox.dead_envelopes.append(("late", lateness_detail(clock, env.lm, env.ts, self.settings.time), env))
+            return
+        if env.lm:
+            clock.observe(env.lane, env.lm, utc_now_ms())
             dirty.clock_changed = True
         if state.criteria_version < criteria.version:
             # An account first seen under older criteria, touched after a
@@ -514,6 +551,50 @@ class ActivationWorker:
             self._write(dirty)
         metrics.CRITERIA_VERSION.set(new.version)
         log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, len(keys), new.version)
+
+    def owned_account_partitions(self) -> list[int]:
+        return sorted(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.settings.account_topic
+        )
+
+    def partition_states(self, partition: int) -> list[AccountState]:
+        """Every account of a partition, read straight from its store (no
+        table write, so safe outside stream iteration)."""
+        db = self.accounts.data._db_for_partition(partition)
+        out = []
+        for key in self._partition_account_keys(partition):
+            raw = db.get(key)
+            if raw is not None:
+                out.append(AccountState.from_bytes(key.decode(), raw))
+        return out
+
+    def visitor_counts(self) -> tuple[int, int]:
+        """Visitors and converted visitors on the directory partitions this
+        worker owns (a scan of the visitor keys: exact, O(visitors))."""
+        prefix = VISITOR_PREFIX.encode()
+        owned = sorted(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.settings.user_topic
+        )
+        entries = []
+        for partition in owned:
+            db = self.directory.data._db_for_partition(partition)
+            for key in db.keys():  # noqa: SIM118 - a RocksDB
+                if key.startswith(prefix):
+                    entries.append(DirectoryEntry.from_bytes(db.get(key)))
+        return visitor_counts(entries)
+
+    def kpi_partials(self) -> list[dict[str, Any]]:
+        """One KPI partial per owned account partition, each as of that
+        partition's newest event time, and one with this worker's visitors."""
+        visitors, converted = self.visitor_counts()
+        partials = [{**merge_partials([]), "visitors": visitors, "converted_visitors": converted}]
+        for partition in self.owned_account_partitions():
+            states = self.partition_states(partition)
+            if not states:
+                continue
+            criteria = self.criteria_of_version(max(s.criteria_version for s in states))
+            partials.append(kpi_partial(states, criteria, self.clock_for(partition)))
+        return partials
 
     def _partition_account_keys(self, partition: int) -> list[bytes]:
         store = self.accounts.data

@@ -78,6 +78,8 @@ class Outbox:
     records: list[dict[str, Any]] = field(default_factory=list)
     triggers: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: lane -> progress (highest event time) to tell every downstream partition
+    progress: dict[str, int] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
     dead_envelopes: list[tuple[str, str, Envelope]] = field(default_factory=list)
 
@@ -86,6 +88,10 @@ class Outbox:
         self.records += produced.records
         self.triggers += produced.triggers
         self.alerts += produced.alerts
+
+    def advance(self, lane: str, ts: int) -> None:
+        if ts > self.progress.get(lane, 0):
+            self.progress[lane] = ts
 
     def to_account(self, env: Envelope) -> None:
         self.to_accounts[partition_for(env.account_id, self.partitions)].append(env)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from stream.core.alerts import KINDS
 from stream.core.engagement import engagement_view
+from stream.core.kpis import merge_partials, prometheus_samples
 from stream.core.state import AccountState
 from stream.worker import metrics
 
@@ -112,7 +113,35 @@ def refresh(worker: ActivationWorker) -> None:
     metrics.TABLE_KEYS.labels("accounts").set(account_keys)
     metrics.TABLE_KEYS.labels("users").set(sum(1 for _ in worker.users.data))
     metrics.TABLE_KEYS.labels("directory").set(sum(1 for _ in worker.directory.data))
+    refresh_kpis(worker)
     refresh_lag(worker)
+
+
+def refresh_kpis(worker: ActivationWorker) -> None:
+    """KPI numerators and denominators over the partitions this worker owns."""
+    samples = prometheus_samples(merge_partials(worker.kpi_partials()))
+    for gauge in (
+        metrics.KPI_NUMERATOR,
+        metrics.KPI_DENOMINATOR,
+        metrics.KPI_COHORT_USERS,
+        metrics.KPI_MILESTONE_ADOPTERS,
+        metrics.KPI_ACTIVE_USERS_BY_ROLE,
+        metrics.KPI_TIME_TO_ACTIVATE,
+    ):
+        gauge.clear()
+    for kpi, value in samples["numerator"].items():
+        metrics.KPI_NUMERATOR.labels(kpi).set(value)
+    for kpi, value in samples["denominator"].items():
+        metrics.KPI_DENOMINATOR.labels(kpi).set(value)
+    for cohort, counts in samples["cohort_users"].items():
+        for state, n in counts.items():
+            metrics.KPI_COHORT_USERS.labels(cohort, state).set(n)
+    for milestone, n in samples["milestone_adopters"].items():
+        metrics.KPI_MILESTONE_ADOPTERS.labels(milestone).set(n)
+    for role, n in samples["active_users_by_role"].items():
+        metrics.KPI_ACTIVE_USERS_BY_ROLE.labels(role).set(n)
+    for le, n in samples["time_to_activate_seconds_bucket"].items():
+        metrics.KPI_TIME_TO_ACTIVATE.labels(le).set(n)
 
 
 def refresh_lag(worker: ActivationWorker) -> None:

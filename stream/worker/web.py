@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream.core.kpis import account_kpis, finalize, merge_partials
 from stream.core.state import AccountState, UserState
 from stream.core.views import account_view, user_view
 from stream.worker.metrics import REGISTRY
@@ -56,6 +57,42 @@ def register_views(worker: ActivationWorker) -> None:
         user = UserState.from_bytes(account_id, user_id, raw_user)
         criteria = worker.criteria_of_version(state.criteria_version)
         return view.json(user_view(state, user, criteria, worker.clock_of_account(account_id)))
+
+    @app.page("/accounts/{account_id}/kpis")
+    @app.table_route(table=worker.accounts, match_info="account_id")
+    async def get_account_kpis(view: View, request: Request, account_id: str) -> Response:
+        if not valid_id(account_id):
+            return error(view, 400, "malformed account id")
+        raw = worker.accounts.get(account_id.encode())
+        if raw is None:
+            return error(view, 404, "unknown account")
+        state = AccountState.from_bytes(account_id, raw)
+        criteria = worker.criteria_of_version(state.criteria_version)
+        return view.json(account_kpis(state, criteria, worker.clock_of_account(account_id)))
+
+    @app.page("/kpis/partial")
+    async def kpis_partial(view: View, request: Request) -> Response:
+        """This worker's share of the KPIs (merged by ``/kpis``)."""
+        return view.json(merge_partials(worker.kpi_partials()))
+
+    @app.page("/kpis")
+    async def kpis(view: View, request: Request) -> Response:
+        """KPIs over every account: each worker's partial for the partitions
+        it owns, merged. Answered by any worker."""
+        hosts = sorted(worker.app.router.table_metadata(worker.accounts.name))
+        own = str(worker.app.conf.canonical_url).rstrip("/")
+        partials = []
+        for host in hosts:
+            if host.rstrip("/") == own:
+                partials.append(merge_partials(worker.kpi_partials()))
+                continue
+            async with worker.app.http_client.get(f"{host.rstrip('/')}/kpis/partial") as response:
+                if response.status != 200:
+                    return error(view, 503, f"worker {host} did not answer ({response.status})")
+                partials.append(await response.json())
+        if not hosts:
+            partials.append(merge_partials(worker.kpi_partials()))
+        return view.json(finalize(merge_partials(partials)))
 
     @app.page("/health")
     async def health(view: View, request: Request) -> Response:

@@ -11,13 +11,14 @@ RULES = TimeRules(allowed_lateness_ms=H, idle_ms=10_000)
 DAY0 = 20_000 * MS_PER_DAY
 
 
-def test_lateness_is_judged_within_the_lane():
+def test_lateness_is_judged_against_the_calls_own_input_partition():
     c = PartitionClock()
-    c.observe("a", DAY0 + 5 * H, 0)
-    assert not c.is_late("a", DAY0 + 4 * H + 1, RULES)
-    assert c.is_late("a", DAY0 + 4 * H - 1, RULES)
-    # another lane is not held to lane a's progress
-    assert not c.is_late("b", DAY0, RULES)
+    top = DAY0 + 5 * H  # what the call's input partition had reached
+    assert not c.is_late(top, DAY0 + 4 * H + 1, RULES)
+    assert c.is_late(top, DAY0 + 4 * H - 1, RULES)
+    # whatever other lanes reached does not matter
+    c.observe("other", DAY0 + 50 * H, 0)
+    assert not c.is_late(DAY0, DAY0, RULES)
 
 
 def test_watermark_is_the_slowest_active_lane_minus_lateness():
@@ -54,8 +55,8 @@ def test_due_midnights_start_after_the_earliest_event_and_are_not_repeated():
     assert c.due_midnights(w) == [DAY0 + MS_PER_DAY, DAY0 + 2 * MS_PER_DAY, DAY0 + 3 * MS_PER_DAY]
     c.swept = DAY0 + 3 * MS_PER_DAY
     assert c.due_midnights(w) == []
-    # anything dated before a swept midnight is late, whatever its lane
-    assert c.is_late("new-lane", DAY0 + 3 * MS_PER_DAY - 1, RULES)
+    # anything dated before a swept midnight is late, whatever its partition reached
+    assert c.is_late(0, DAY0 + 3 * MS_PER_DAY - 1, RULES)
 
 
 def test_round_trip_keeps_lanes_and_sweeps():
@@ -70,19 +71,19 @@ def test_round_trip_keeps_lanes_and_sweeps():
 
 
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 10 * MS_PER_DAY)), max_size=60))
-def test_late_decisions_depend_only_on_each_lanes_own_order(calls):
-    """Interleave the same per-lane sequences differently: same accepted calls."""
+def test_late_decisions_do_not_depend_on_how_lanes_interleave(calls):
+    """Each call carries its input partition's running maximum: interleave the
+    same per-lane sequences differently and the same calls are late."""
+    tops: dict[str, int] = {}
+    carried = []
+    for lane, ts in calls:
+        tops[lane] = max(tops.get(lane, 0), DAY0 + ts)
+        carried.append((lane, DAY0 + ts, tops[lane]))
 
-    def accepted(order):
+    def late(order):
         c = PartitionClock()
-        out = set()
-        for i in order:
-            lane, ts = calls[i]
-            if not c.is_late(lane, DAY0 + ts, RULES):
-                c.observe(lane, DAY0 + ts, 0)
-                out.add(i)
-        return out
+        return {i for i in order if c.is_late(carried[i][2], carried[i][1], RULES)}
 
     in_order = list(range(len(calls)))
-    by_lane = sorted(in_order, key=lambda i: calls[i][0])  # lane after lane, each in its own order
-    assert accepted(in_order) == accepted(by_lane)
+    by_lane = sorted(in_order, key=lambda i: calls[i][0])
+    assert late(in_order) == late(by_lane)

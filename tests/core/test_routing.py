@@ -29,3 +29,42 @@ def test_routes():
     assert [target for target, _ in g] == [TO_ACCOUNT, TO_USER]
     i = route_call(decoded(identify("u", 1, role="x")), "in", 1, 2)
     assert [target for target, _ in i] == [TO_USER]
+
+
+def test_visitors_count_once_and_convert_when_a_later_call_links_them(criteria):
+    import orjson
+
+    from stream.core.replay import OfflinePipeline
+    from stream.core.timeutil import parse_timestamp_ms
+
+    def call(**doc):
+        return orjson.dumps({"timestamp": "2026-10-01T10:00:00Z", **doc})
+
+    p = OfflinePipeline(criteria)
+    p.feed_all(
+        [
+            call(type="page", anonymousId="v1", name="Pricing"),
+            call(type="page", anonymousId="v1", timestamp="2026-10-01T09:00:00Z"),
+            call(type="screen", anonymousId="v2"),
+            call(type="track", anonymousId="v3", event="Signup Started", messageId="m3"),
+            # v1 signs up later; v4 was never an anonymous visitor
+            call(type="identify", userId="u1", anonymousId="v1", timestamp="2026-10-02T10:00:00Z", traits={}),
+            call(type="identify", userId="u4", anonymousId="v4", traits={}),
+            # v2 is linked before it ever visited anonymously: not a conversion
+            call(type="page", userId="u2", anonymousId="v2", timestamp="2026-09-30T10:00:00Z"),
+        ]
+    )
+    assert not p.rejections
+    assert p.visitor_counts() == (3, 1)
+    earliest = parse_timestamp_ms("2026-10-01T09:00:00Z")
+    assert p.directory["~anon:v1"].traits["first_visit"][0] == earliest  # the earliest visit
+    assert not p.accounts  # visits touch no account
+
+
+def test_an_identify_with_only_an_anonymous_id_is_rejected():
+    import orjson
+
+    from stream.core.segment import Rejection, decode_message
+
+    (got,) = decode_message(orjson.dumps({"type": "identify", "anonymousId": "v", "timestamp": "2026-10-01T00:00:00Z"}))
+    assert isinstance(got, Rejection) and got.reason == "missing_id"

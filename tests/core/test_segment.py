@@ -58,7 +58,7 @@ def test_group_and_identify_traits():
         (b"\xff\xfe{", "not_utf8"),
         (b"{not json", "not_json"),
         (b"[1,2]", "not_object"),
-        (b'{"type":"page","userId":"u"}', "unsupported_type"),
+        (b'{"type":"alias","userId":"u"}', "unsupported_type"),
         (b'{"type":"track","event":"E","messageId":"m"}', "missing_id"),
         (b'{"type":"track","event":"E","userId":"u"}', "missing_id"),
         (b'{"type":"group","userId":"u"}', "missing_id"),

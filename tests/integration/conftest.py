@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
+from stream import scripted_month
 from stream.broker import EmbeddedBroker
 from tests.integration.harness import Cluster
 
@@ -18,7 +20,13 @@ CLUSTERS = {
     "criteria": 1,
     # restarts, kills and wipes
     "restart": 1,
+    # the scripted six weeks, and its replay from scratch on other topics
+    "month": 2,
+    "month-replay": 1,
 }
+#: Event-time settings of the month clusters: silent lanes are idle after 3 s,
+#: and the wall-clock tick comes every second.
+MONTH_OVERRIDES = {"STREAM_IDLE_LANE_SECONDS": "3", "STREAM_TICK_SECONDS": "1"}
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +43,12 @@ def clusters(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
         for name, count in CLUSTERS.items():
             workdir: Path = tmp_path_factory.mktemp(name)
             cluster = Cluster(broker.url, broker.bootstrap, f"it-{name}", workdir)
+            if name.startswith("month"):
+                criteria_path = workdir / "month-criteria.json"
+                criteria_path.write_bytes(orjson.dumps(scripted_month.CRITERIA_V1))
+                cluster.criteria_path = criteria_path
+                cluster.overrides.update(MONTH_OVERRIDES)
+                cluster.create_input_topic(1)  # one lane: the replay sees the same order
             for _ in range(count):
                 cluster.add_worker()
             started[name] = cluster
@@ -50,3 +64,13 @@ def clusters(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def main(clusters: dict[str, Cluster]) -> Cluster:
     return clusters["main"]
+
+
+@pytest.fixture(scope="session")
+def month(clusters: dict[str, Cluster]) -> Cluster:
+    return clusters["month"]
+
+
+@pytest.fixture(scope="session")
+def month_replay(clusters: dict[str, Cluster]) -> Cluster:
+    return clusters["month-replay"]

@@ -130,6 +130,7 @@ class Cluster:
             "changes": f"{self.app_id}.activation-changes",
             "dlq": f"{self.app_id}.product-events-dlq",
             "triggers": f"{self.app_id}.lifecycle-triggers",
+            "alerts": f"{self.app_id}.drift-alerts",
         }
 
     def env(self, data_dir: Path, web_port: int) -> dict[str, str]:
@@ -146,9 +147,19 @@ class Cluster:
             STREAM_TOPIC_CHANGES=self.topics["changes"],
             STREAM_TOPIC_DLQ=self.topics["dlq"],
             STREAM_TOPIC_TRIGGERS=self.topics["triggers"],
+            STREAM_TOPIC_ALERTS=self.topics["alerts"],
             **self.overrides,
         )
         return env
+
+    def create_input_topic(self, partitions: int) -> None:
+        """Create the input topic before any worker does (with its own count)."""
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        futures = admin.create_topics([NewTopic(self.topics["events"], partitions, 1)])
+        for future in futures.values():
+            future.result(30)
 
     def add_worker(self, name: str | None = None, wipe: bool = False) -> WorkerProcess:
         name = name or f"w{len(self.workers)}"

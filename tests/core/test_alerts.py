@@ -1,0 +1,180 @@
+"""Drift alerts and absence-driven triggers, on the scripted six weeks and on
+random condition sequences."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from datetime import timedelta
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream import scripted_month as sm
+from stream.core.alerts import Condition, transition
+from stream.core.criteria import parse_criteria
+from stream.core.partitioning import partition_for
+from stream.core.replay import OfflinePipeline
+from stream.core.state import AccountState
+from stream.core.sweep import sweep_account
+from stream.core.timeutil import MS_PER_DAY, to_iso
+
+V1 = parse_criteria(sm.CRITERIA_V1)
+V2 = parse_criteria(sm.criteria_v2())
+
+
+def run_month(input_partitions: int = 1, chunk: int = 1) -> OfflinePipeline:
+    """Feed the month; with several input partitions, take ``chunk`` calls from
+    each in turn (a consumer interleaves partitions by fetch)."""
+    p = OfflinePipeline(V1, partitions=4, input_partitions=input_partitions)
+
+    def feed(calls: list[sm.Call], first_offset: int) -> int:
+        by_lane: dict[int, list[bytes]] = defaultdict(list)
+        for key, value in sm.messages(calls):
+            by_lane[partition_for(key.decode(), input_partitions)].append(value)
+        offsets = defaultdict(lambda: first_offset)
+        longest = max(map(len, by_lane.values()))
+        order = [
+            (lane, v)
+            for start in range(0, longest, chunk)
+            for lane, vs in sorted(by_lane.items())
+            for v in vs[start : start + chunk]
+        ]
+        for lane, value in order:
+            p.feed(value, partition=lane, offset=offsets[lane])
+            offsets[lane] += 1
+        return first_offset + len(calls)
+
+    offset = feed(sm.phase_one(), 0)
+    p.change_criteria(V2, 0)
+    feed(sm.phase_two(), offset)
+    p.finish(idle_ms=60_000)
+    return p
+
+
+MONTH = run_month()
+
+
+def test_each_account_raises_exactly_its_story():
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for a in MONTH.alerts:
+        kinds[a["account_id"]].add(a["kind"])
+    assert {acct: kinds[acct] for acct in sm.STORIES} == {acct: k for acct, (k, _) in sm.STORIES.items()}
+    assert not MONTH.rejections
+
+
+def story(account: str) -> list[tuple[str, str, str, str | None]]:
+    return [
+        (a["event_time"][:10], a["status"], a["severity"], a["user_id"])
+        for a in MONTH.alerts
+        if a["account_id"] == account
+    ]
+
+
+def day(n: int) -> str:
+    return (to_iso(int((sm.START + timedelta(days=n)).timestamp() * 1000)) or "")[:10]
+
+
+def test_alerts_open_update_and_resolve_on_the_expected_days():
+    assert story("stalled") == [(day(10), "open", "warning", None), (day(16), "resolved", "warning", None)]
+    assert story("flagship") == [(day(20), "open", "warning", None), (day(40), "updated", "critical", None)]
+    assert story("lumen") == [(day(7), "open", "warning", None)]
+    assert story("champion") == [(day(1), "open", "warning", None)]
+    # the criteria change (day 21) drops the rate 1.0 -> 0.8; a second sharer on day 30 brings it back
+    assert story("regression") == [(day(21), "open", "warning", None), (day(31), "resolved", "warning", None)]
+    (opened, resolved) = story("drop")
+    assert opened[1:] == ("open", "warning", None) and resolved[1:] == ("resolved", "warning", None)
+    assert day(29) <= opened[0] < resolved[0] <= day(42)
+    # last key event on day 20: open after 7 silent days, critical after 14, for the account and each activated user
+    dormant = story("dormant")
+    assert [x for x in dormant if x[3] is None] == [
+        (day(28), "open", "warning", None),
+        (day(35), "updated", "critical", None),
+    ]
+    assert {x[3] for x in dormant} == {None, "dormant-u0", "dormant-u1", "dormant-u2"}
+    assert len({a["id"] for a in MONTH.alerts}) == len(MONTH.alerts)
+
+
+def test_absence_triggers_fire_once_per_condition():
+    got = defaultdict(list)
+    for t in MONTH.triggers:
+        if t["kind"] in ("no_first_key_action", "stuck", "inactive"):
+            got[(t["account_id"], t["kind"])].append((t["user_id"], t["event_time"][:10]))
+    # two users joined the champion's account, logged in once and never came back
+    assert sorted(got[("champion", "no_first_key_action")]) == [("champion-u1", day(2)), ("champion-u2", day(2))]
+    assert sorted(got[("champion", "inactive")]) == [("champion-u1", day(8)), ("champion-u2", day(8))]
+    assert sorted(got[("dormant", "inactive")]) == [(f"dormant-u{i}", day(28)) for i in range(3)]
+    # stalled users connected on day 0 and never reported: stuck after 5 days, again under v2
+    stuck = [t for t in MONTH.triggers if t["account_id"] == "stalled" and t["kind"] == "stuck"]
+    assert {(t["milestone"], t["criteria_version"]) for t in stuck} == {("reported", 1), ("reported", 2)}
+    assert all(t["next_milestone"] == "reported" for t in stuck)
+    assert len({t["id"] for t in MONTH.triggers}) == len(MONTH.triggers)
+
+
+TIMER_KINDS = ("no_first_key_action", "stuck", "inactive")
+
+
+def test_interleaving_of_input_partitions_does_not_change_timer_outputs():
+    """Sweeps see exactly the accepted calls dated before their midnight, so
+    alerts and absence triggers do not depend on how lanes interleave (event
+    -driven change records do: they describe each step as it was applied)."""
+    a = run_month(input_partitions=3, chunk=1)
+    b = run_month(input_partitions=3, chunk=97)
+    key = lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS)  # noqa: E731
+    assert a.alerts and sorted(map(key, a.alerts)) == sorted(map(key, b.alerts))
+    timers = [sorted(key(t) for t in p.triggers if t["kind"] in TIMER_KINDS) for p in (a, b)]
+    assert timers[0] and timers[0] == timers[1]
+
+
+def test_a_sweep_is_applied_once_per_account_and_midnight():
+    state = AccountState.from_bytes("x", MONTH.accounts["dormant"].to_bytes())
+    again = sweep_account(state, V2, state.swept)
+    assert (again.alerts, again.triggers) == ([], [])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([None, "warning", "critical"]), min_size=1, max_size=40), st.integers(0, 3))
+def test_open_and_resolve_alternate(conditions, cooldown):
+    doc = dict(sm.CRITERIA_V1, alerts={"cooldown_days": cooldown})
+    criteria = parse_criteria(doc)
+    state = AccountState("a")
+    statuses = []
+    for i, severity in enumerate(conditions):
+        cond = None if severity is None else Condition(severity, {"i": i})
+        record = transition(state, "dormant", cond, (i + 1) * MS_PER_DAY, criteria)
+        if record is not None:
+            statuses.append((i, record["status"], record["severity"]))
+        # the state always says whether the alert is open
+        assert ("dormant" in state.alerts) == (
+            severity is not None and bool(statuses) and statuses[-1][1] != "resolved"
+        )
+    is_open = False
+    last_resolved = None
+    for i, status, _severity in statuses:
+        if status == "open":
+            assert not is_open
+            assert last_resolved is None or i - last_resolved >= cooldown
+            is_open = True
+        elif status == "updated":
+            assert is_open
+        else:
+            assert is_open
+            is_open, last_resolved = False, i
+    # severity changes while open are always re-emitted
+    assert all(a[2] != b[2] for a, b in itertools.pairwise(statuses) if b[1] == "updated")
+
+
+def test_every_record_matches_its_published_schema():
+    import json
+
+    import fastjsonschema
+
+    from stream.core.segment import schemas_dir
+
+    alert_schema = fastjsonschema.compile(json.loads((schemas_dir() / "drift-alert.schema.json").read_text()))
+    trigger_schema = fastjsonschema.compile(json.loads((schemas_dir() / "lifecycle-trigger.schema.json").read_text()))
+    for a in MONTH.alerts:
+        alert_schema(a)
+    for t in MONTH.triggers:
+        trigger_schema(t)
