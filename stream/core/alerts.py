@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stream.core.activation import Record, account_base_time, rate_of, record_id
+from stream.core.activation import Record, account_base_time, record_id
 from stream.core.criteria import Criteria
 from stream.core.engagement import window_total
+from stream.core.lifecycle import account_rate_as_of
 from stream.core.state import AccountState, Alert, Member
 from stream.core.timeutil import MS_PER_DAY, to_iso
 
@@ -52,10 +53,6 @@ def _date(day: int) -> str:
 
 def _known(members: dict[str, Member], at: int) -> dict[str, Member]:
     return {uid: m for uid, m in members.items() if m.since is not None and m.since < at}
-
-
-def account_rate_as_of(state: AccountState, criteria: Criteria, at: int) -> float:
-    return rate_of({k: t for k, t in state.reached.items() if t < at}, criteria.account_milestone_ids)
 
 
 def _last_key_day(members: dict[str, Member], day: int) -> int | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.core.activation import Record, record_id
+from stream.core.activation import Record, rate_of, record_id
 from stream.core.criteria import Criteria
 from stream.core.state import AccountState, trait
 from stream.core.timeutil import MS_PER_DAY, parse_timestamp_ms, to_iso
@@ -63,6 +63,11 @@ def _trigger(kind: str, r: Record, state: AccountState, **extra: Any) -> Trigger
     return trigger
 
 
+def account_rate_as_of(state: AccountState, criteria: Criteria, at: int) -> float:
+    """The account's rate counting only milestones reached before ``at``."""
+    return rate_of({k: t for k, t in state.reached.items() if t < at}, criteria.account_milestone_ids)
+
+
 def _timer_trigger(
     kind: str, state: AccountState, uid: str, key: str, at: int, criteria: Criteria, **extra: Any
 ) -> Trigger:
@@ -77,7 +82,7 @@ def _timer_trigger(
         "criteria_version": criteria.version,
         "event_time": to_iso(at),
         "activation_rate": round(len(reached) / len(criteria.user_milestone_ids), 6),
-        "account_activation_rate": state.rate,
+        "account_activation_rate": account_rate_as_of(state, criteria, at),
         "reached": reached,
         "missing": missing,
         "next_milestone": missing[0] if missing else None,
