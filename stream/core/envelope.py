@@ -56,6 +56,26 @@ class Envelope:
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_dict())
 
+    def to_segment(self) -> bytes:
+        """The call in Segment form, as the processor understood it (scalar
+        properties, used traits): what a dead letter carries when the original
+        bytes were not kept along the way."""
+        from stream.core.timeutil import to_iso
+
+        doc: dict[str, Any] = {"type": self.kind if self.kind in ("track", "identify", "group") else "identify"}
+        if self.message_id is not None:
+            doc["messageId"] = self.message_id
+        doc["userId"] = self.user_id
+        if self.kind == "track":
+            doc["event"] = self.event
+            doc["properties"] = self.props
+        elif self.traits:
+            doc["traits"] = self.traits
+        doc["timestamp"] = to_iso(self.ts)
+        if self.account_id:
+            doc["context"] = {"groupId": self.account_id}
+        return orjson.dumps(doc)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "k": self.kind,

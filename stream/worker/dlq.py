@@ -46,7 +46,7 @@ class DeadLetters:
     async def send_envelope(self, reason: str, detail: str, env: Envelope) -> Any:
         """A call rejected after re-keying: the original record when it was kept."""
         topic, partition = lane_source(env.lane)
-        value = env.raw.encode() if env.raw is not None else env.to_bytes()
+        value = env.raw.encode() if env.raw is not None else env.to_segment()
         await self.send(
             reason,
             detail,
