@@ -85,16 +85,28 @@ def live(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
             cluster.produce(generate_messages(WORKLOAD))
             cluster.produce(BAD_INPUT)
             p = prometheus
+            seen: dict[str, float] = {}
 
             def processed() -> bool:
                 if worker.process is None or worker.process.poll() is not None:
                     raise AssertionError(f"the worker exited; see {worker.log_path}")
-                events = p.value("sum(stream_events_total)") or 0
-                dead = p.value("sum(stream_dlq_records_total)") or 0
-                accounts = p.value("sum(stream_accounts)") or 0
-                return events >= calls and dead >= len(BAD_INPUT) and accounts >= WORKLOAD.accounts
+                for name, expr in (
+                    ("events", "sum(stream_events_total)"),
+                    ("dead letters", "sum(stream_dlq_records_total)"),
+                    ("accounts", "sum(stream_accounts)"),
+                ):
+                    seen[name] = p.value(expr) or 0
+                return (
+                    seen["events"] >= calls
+                    and seen["dead letters"] >= len(BAD_INPUT)
+                    and seen["accounts"] >= WORKLOAD.accounts
+                )
 
-            wait_until(processed, 120, 0.5, f"{calls} events and {WORKLOAD.accounts} accounts in prometheus")
+            expected = f"{calls} events, {len(BAD_INPUT)} dead letters and {WORKLOAD.accounts} accounts"
+            try:
+                wait_until(processed, 120, 0.5, f"{expected} in prometheus")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; seen: {seen}; logs in {workdir}") from None
             # the state gauges are recomputed every REFRESH_SECONDS: wait for
             # one refresh after the last event, and for scrapes after it
             wait_for_settled_scrapes(prometheus, time.time() + REFRESH_SECONDS)

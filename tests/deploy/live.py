@@ -21,11 +21,9 @@ from tests.integration.harness import Cluster, WorkerProcess, wait_until
 #: The live workload: small enough to be processed in seconds, large enough
 #: that accounts activate, triggers fire and every product gauge has values.
 WORKLOAD = WorkloadSpec(accounts=12, days=21, seed=11)
-#: Input the worker must reject (so the dead-letter series exist).
-BAD_INPUT = [
-    (b"bad-1", b"not json"),
-    (b"bad-2", b'{"type": "page", "userId": "u-1", "messageId": "p-1", "timestamp": "2026-10-02T00:00:00Z"}'),
-]
+#: Input the worker must reject (so the dead-letter series exist): not JSON,
+#: and JSON that is not an object.
+BAD_INPUT = [(b"bad-1", b"not json"), (b"bad-2", b"[1, 2, 3]")]
 SCRAPE_INTERVAL = "1s"
 
 
