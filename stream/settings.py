@@ -223,7 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache_users=_int(env, "STREAM_CACHE_USERS", 50_000),
         time=TimeRules(
             allowed_lateness_ms=_int(env, "STREAM_ALLOWED_LATENESS_SECONDS", 6 * 3600, minimum=0) * 1000,
-            idle_ms=_int(env, "STREAM_IDLE_LANE_SECONDS", 30) * 1000,
+            idle_ms=_int(env, "STREAM_IDLE_LANE_SECONDS", 300) * 1000,
         ),
         tick_seconds=_float(env, "STREAM_TICK_SECONDS", 5.0),
         log_level=log_level,

@@ -26,7 +26,7 @@ import orjson
 from stream.core.criteria import Criteria
 from stream.core.replay import OfflinePipeline
 from stream.core.views import account_view, user_view
-from stream.kafka_admin import read_topic
+from stream.kafka_admin import partition_count, read_topic
 from stream.settings import Settings
 
 
@@ -51,6 +51,8 @@ def expected_pipeline(settings: Settings, criteria: Criteria) -> OfflinePipeline
         decode_limits=settings.decode,
         limits=settings.limits,
         parking=settings.parking,
+        time=settings.time,
+        input_partitions=partition_count(settings, settings.topics.events) or 1,
     )
     for msg in read_topic(settings, settings.topics.events):
         ts_type, ts = msg.timestamp()
@@ -60,6 +62,7 @@ def expected_pipeline(settings: Settings, criteria: Criteria) -> OfflinePipeline
             offset=msg.offset(),
             broker_ts=ts if ts_type and ts > 0 else None,
         )
+    pipeline.finish()  # the input is all there: every lane has gone quiet
     return pipeline
 
 

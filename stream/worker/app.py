@@ -505,13 +505,13 @@ class ActivationWorker:
 
     def _write(self, dirty: _Dirty) -> None:
         """One table write per account and user touched (inside the partition's context)."""
-        if dirty.clock_changed:
-            self.accounts[CLOCK_KEY] = self.partition_clock(dirty.partition).dump()
-            dirty.clock_changed = False
         for account_id, state in dirty.accounts.items():
             self.accounts[account_id.encode()] = state.to_bytes()
         for (account_id, user_id), user in dirty.users.items():
             self.users[user_key(account_id, user_id)] = user.to_bytes()
+        if dirty.clock_changed:  # last: a stored sweep implies its accounts are stored
+            self.accounts[CLOCK_KEY] = self.partition_clock(dirty.partition).dump()
+            dirty.clock_changed = False
         dirty.accounts.clear()
         dirty.users.clear()
 
