@@ -419,9 +419,13 @@ class ActivationWorker:
     def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
         state = self._load_account(env.account_id, criteria, dirty)
         clock = self.partition_clock(dirty.partition)
-        if env.kind == "track" and clock.is_late(env.lm, env.ts, self.settings.time) and not _marked(state, env):
+        # The first hop's running maximum starts again when its partition
+        # moves to another worker; the lane's progress recorded here before
+        # the move (never beyond the calls preceding this one) makes up for it.
+        lane_max = max(env.lm, clock.lanes.get(env.lane, 0))
+        if env.kind == "track" and clock.is_late(lane_max, env.ts, self.settings.time) and not _marked(state, env):
             metrics.ACCOUNT_CALLS.labels("late").inc()
-            outbox.dead_envelopes.append(("late", lateness_detail(clock, env.lm, env.ts, self.settings.time), env))
+            outbox.dead_envelopes.append(("late", lateness_detail(clock, lane_max, env.ts, self.settings.time), env))
             return
         if env.lm:
             clock.observe(env.lane, env.lm, utc_now_ms())
