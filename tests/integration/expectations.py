@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream.core.clock import TimeRules
 from stream.core.criteria import Criteria
 from stream.core.replay import OfflinePipeline
 from stream.core.views import account_view, user_view
 from tests.integration.harness import WorkerProcess
 
 
-def offline(criteria: Criteria, messages: list[tuple[bytes, bytes]]) -> OfflinePipeline:
-    p = OfflinePipeline(criteria)
+def offline(criteria: Criteria, messages: list[tuple[bytes, bytes]], time: TimeRules | None = None) -> OfflinePipeline:
+    p = OfflinePipeline(criteria, time=time or TimeRules())
     p.feed_all(v for _k, v in messages)
     return p
 
