@@ -75,6 +75,8 @@ def live(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
             # event time moves on (midnight sweeps: drift alerts) seconds after the last event
             STREAM_IDLE_LANE_SECONDS="3",
             STREAM_TICK_SECONDS="1",
+            # the production lateness: sweeps run, and drift alerts open
+            STREAM_ALLOWED_LATENESS_SECONDS="21600",
         )
         cluster = Cluster(broker.url, broker.bootstrap, "deploy", workdir, overrides=overrides)
         prometheus: Prometheus | None = None

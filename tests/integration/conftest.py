@@ -24,14 +24,13 @@ CLUSTERS = {
     "month": 2,
     "month-replay": 1,
 }
-#: The restart cluster re-publishes days-old calls as producer retries (time is
-#: compressed in tests): they must be de-duplicated by messageId there, not
-#: dead-lettered as late, so its lateness is longer than any test's data.
-RESTART_LATENESS_SECONDS = 10**8
-RESTART_OVERRIDES = {"STREAM_ALLOWED_LATENESS_SECONDS": str(RESTART_LATENESS_SECONDS)}
-#: Event-time settings of the month clusters: silent lanes are idle after 3 s,
-#: and the wall-clock tick comes every second.
-MONTH_OVERRIDES = {"STREAM_IDLE_LANE_SECONDS": "3", "STREAM_TICK_SECONDS": "1"}
+#: Event-time settings of the month clusters: the default lateness, silent
+#: lanes idle after 3 s, and the wall-clock tick every second.
+MONTH_OVERRIDES = {
+    "STREAM_IDLE_LANE_SECONDS": "3",
+    "STREAM_TICK_SECONDS": "1",
+    "STREAM_ALLOWED_LATENESS_SECONDS": "21600",  # the default: this one tests event time for real
+}
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +53,6 @@ def clusters(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
                 cluster.criteria_path = criteria_path
                 cluster.overrides.update(MONTH_OVERRIDES)
                 cluster.create_input_topic(1)  # one lane: the replay sees the same order
-            if name == "restart":
-                cluster.overrides.update(RESTART_OVERRIDES)
             for _ in range(count):
                 cluster.add_worker()
             started[name] = cluster

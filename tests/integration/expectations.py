@@ -8,11 +8,11 @@ from stream.core.clock import TimeRules
 from stream.core.criteria import Criteria
 from stream.core.replay import OfflinePipeline
 from stream.core.views import account_view, user_view
-from tests.integration.harness import WorkerProcess
+from tests.integration.harness import TEST_LATENESS_SECONDS, WorkerProcess
 
 
 def offline(criteria: Criteria, messages: list[tuple[bytes, bytes]], time: TimeRules | None = None) -> OfflinePipeline:
-    p = OfflinePipeline(criteria, time=time or TimeRules())
+    p = OfflinePipeline(criteria, time=time or TimeRules(allowed_lateness_ms=TEST_LATENESS_SECONDS * 1000))
     p.feed_all(v for _k, v in messages)
     return p
 

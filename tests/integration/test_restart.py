@@ -8,11 +8,9 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Producer
 
-from stream.core.clock import TimeRules
 from stream.core.criteria import parse_criteria
 from stream.core.routing import DirectoryEntry
 from stream.workload import WorkloadSpec, generate_messages
-from tests.integration.conftest import RESTART_LATENESS_SECONDS
 from tests.integration.expectations import converged, expected_views, offline
 from tests.integration.harness import ROOT, Cluster, wait_until
 
@@ -26,9 +24,7 @@ def criteria():
 def test_kill_and_replay_double_counts_nothing(clusters: dict[str, Cluster]):
     cluster = clusters["restart"]
     messages = list(generate_messages(SPEC))
-    expected = expected_views(
-        offline(criteria(), messages, TimeRules(allowed_lateness_ms=RESTART_LATENESS_SECONDS * 1000))
-    )
+    expected = expected_views(offline(criteria(), messages))
     worker = cluster.workers[0]
 
     def progress() -> float:
