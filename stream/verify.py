@@ -66,6 +66,17 @@ def expected_pipeline(settings: Settings, criteria: Criteria) -> OfflinePipeline
     return pipeline
 
 
+def _without_criteria_history(view: dict[str, Any]) -> dict[str, Any]:
+    """An ``activation_regression`` alert records the rate an account had when
+    a criteria change reached it: the input topic does not say where in the
+    stream that was, so the recomputation cannot check it. Everything else
+    depends on the events and the current criteria only."""
+    if "drift_alerts" not in view:
+        return view
+    alerts = [a for a in view["drift_alerts"] if a.get("kind") != "activation_regression"]
+    return {**view, "drift_alerts": alerts}
+
+
 def verify(settings: Settings, criteria: Criteria, url: str) -> Report:
     pipeline = expected_pipeline(settings, criteria)
     report = Report()
@@ -75,6 +86,8 @@ def verify(settings: Settings, criteria: Criteria, url: str) -> Report:
             report.checked += 1
             r = http.get(path)
             live = r.json() if r.status_code == 200 else f"HTTP {r.status_code}"
+            if isinstance(live, dict):
+                live, expected = _without_criteria_history(live), _without_criteria_history(expected)
             if live != expected:
                 report.differences[path] = (expected, live)
 
