@@ -40,7 +40,23 @@ def differences(expected: dict[str, Any], live: dict[str, Any]) -> list[str]:
     return [k for k in expected if expected[k] != live.get(k)]
 
 
-def converged(worker: WorkerProcess, expected: dict[str, Any]) -> bool | list[str]:
+class Mismatch(dict[str, Any]):
+    """Falsy, but shows what differs when a wait for convergence times out."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def converged(worker: WorkerProcess, expected: dict[str, Any]) -> bool | Mismatch:
     """True once every account and user view equals the expectation."""
-    diff = differences(expected, live_views(worker, sorted(expected)))
-    return bool(not diff)
+    live = live_views(worker, sorted(expected))
+    diff = differences(expected, live)
+    if not diff:
+        return True
+    key = diff[0]
+    want, got = expected[key], live.get(key)
+    if isinstance(want, dict) and isinstance(got, dict):
+        fields = {f: (want.get(f), got.get(f)) for f in want if want.get(f) != got.get(f)}
+    else:
+        fields = {"view": (want, got)}
+    return Mismatch(count=len(diff), first=key, fields=fields)
