@@ -120,7 +120,7 @@ class PartitionClock:
         return list(range(first, watermark + 1, MS_PER_DAY))
 
 
-def lateness_detail(clock: PartitionClock, lane_max: int, ts: int, rules: TimeRules) -> str:
+def lateness_detail(lane_max: int, ts: int, rules: TimeRules) -> str:
     return f"event time {ts} is more than {rules.allowed_lateness_ms} ms behind its input partition's latest {lane_max}"
 
 

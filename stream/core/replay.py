@@ -23,11 +23,13 @@ from stream.core.routing import (
     DirectoryEntry,
     ParkingLimits,
     apply_to_directory,
+    direct_lane,
     route_call,
+    user_lane,
     visitor_counts,
 )
 from stream.core.segment import DecodeLimits, Rejection, decode_message
-from stream.core.state import AccountState, UserState
+from stream.core.state import AccountState, UserState, is_marked
 from stream.core.sweep import Produced, adopt_criteria, sweep_account
 
 
@@ -61,14 +63,13 @@ class OfflinePipeline:
     def feed(self, value: bytes, *, partition: int = 0, offset: int = 0, broker_ts: int | None = None) -> None:
         self._feed(value, partition, offset, broker_ts)
         # the progress the first hop and the directory send after each batch
-        lane = f"d:{self.topic}:{partition}"
+        lane = direct_lane(self.topic, partition)
         top = self.lane_max.get(partition)
         for p in range(self.partitions):
             clock = self._clock(p)
-            if top is not None:
-                clock.observe(lane, top, 0)
-                for u in range(self.partitions):
-                    clock.observe(f"u{u}:{lane}", top, 0)
+            if top is not None and clock.lanes.get(lane) != top:
+                for each in (lane, *(user_lane(u, lane) for u in range(self.partitions))):
+                    clock.observe(each, top, 0)
             self._sweep(p, clock.watermark(self.time, 0))
 
     def _clock(self, partition: int) -> PartitionClock:
@@ -137,13 +138,11 @@ class OfflinePipeline:
         state = self.accounts.get(env.account_id)
         if state is None:
             state = self.accounts[env.account_id] = new_account(env.account_id, self.criteria)
-        if env.kind == "track":
-            mark = state.applied.get(env.lane)
-            marked = mark is not None and env.position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0)
-            if clock.is_late(env.lm, env.ts, self.time) and not marked:
-                detail = lateness_detail(clock, env.lm, env.ts, self.time)
-                self.rejections.append(Rejection("late", detail, env.to_bytes()))
-                return
+        late = env.kind == "track" and clock.is_late(env.lm, env.ts, self.time)
+        if late and not is_marked(state.applied, env.lane, env.position):
+            detail = lateness_detail(env.lm, env.ts, self.time)
+            self.rejections.append(Rejection("late", detail, env.to_bytes()))
+            return
         clock.observe(env.lane, env.lm, 0)
         key = (env.account_id, env.user_id)
         user = self.users.get(key)

@@ -107,11 +107,16 @@ def trait(traits: Traits, key: str) -> Any:
     return None if entry is None else entry[0]
 
 
-def is_applied(marks: dict[str, list[int]], lane: str, position: tuple[int, int, int]) -> bool:
-    """True if ``position`` (offset, index, sub) of ``lane`` is at or below the
-    mark; else advance the mark to it."""
+def is_marked(marks: dict[str, list[int]], lane: str, position: tuple[int, int, int]) -> bool:
+    """True if ``position`` (offset, index, sub) of ``lane`` is at or below the mark."""
     mark = marks.get(lane)
-    if mark is not None and position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0):
+    return mark is not None and position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0)
+
+
+def is_applied(marks: dict[str, list[int]], lane: str, position: tuple[int, int, int]) -> bool:
+    """True if ``position`` of ``lane`` is at or below the mark; else advance
+    the mark to it."""
+    if is_marked(marks, lane, position):
         return True
     marks[lane] = list(position)
     return False

@@ -49,7 +49,7 @@ from stream.core.routing import (
     visitor_counts,
 )
 from stream.core.segment import Rejection, decode_message
-from stream.core.state import AccountState, UserState
+from stream.core.state import AccountState, UserState, is_marked
 from stream.core.sweep import adopt_criteria, sweep_account
 from stream.core.timeutil import parse_timestamp_ms, utc_now_ms
 from stream.settings import Settings
@@ -206,16 +206,16 @@ class ActivationWorker:
         for partition, envs in outbox.to_accounts.items():
             pending.append(await self.account_topic.send(value=pack(envs), partition=partition, force=True))
         if outbox.progress:  # after the data it covers, to every partition
-            direct = {k: v for k, v in outbox.progress.items() if k.startswith("d:")}
             every = orjson.dumps({"progress": outbox.progress})
+            direct = {k: v for k, v in outbox.progress.items() if k.startswith("d:")}
+            to_users = orjson.dumps({"progress": direct}) if direct else None
             for partition in range(self.settings.partitions):
                 pending.append(
                     await self.account_topic.send(key=b"\x00progress", value=every, partition=partition, force=True)
                 )
-                if direct:
-                    value = orjson.dumps({"progress": direct})
+                if to_users is not None:
                     pending.append(
-                        await self.user_topic.send(key=b"\x00progress", value=value, partition=partition, force=True)
+                        await self.user_topic.send(key=b"\x00progress", value=to_users, partition=partition, force=True)
                     )
         pending += await self._publish(outbox.records)
         for alert in outbox.alerts:
@@ -399,9 +399,9 @@ class ActivationWorker:
         if event.value == TICK:
             return  # the batch's close reads the wall clock
         if event.value.startswith(PROGRESS_PREFIX):
-            clock, now = self.partition_clock(partition), utc_now_ms()
+            clock = self.partition_clock(partition)
             for lane, ts in orjson.loads(event.value)["progress"].items():
-                clock.observe(lane, ts, now)
+                clock.observe(lane, ts, dirty.now)
             dirty.clock_changed = True
             return
         if event.value.startswith(CONTROL_PREFIX):
@@ -423,12 +423,13 @@ class ActivationWorker:
         # moves to another worker; the lane's progress recorded here before
         # the move (never beyond the calls preceding this one) makes up for it.
         lane_max = max(env.lm, clock.lanes.get(env.lane, 0))
-        if env.kind == "track" and clock.is_late(lane_max, env.ts, self.settings.time) and not _marked(state, env):
+        late = env.kind == "track" and clock.is_late(lane_max, env.ts, self.settings.time)
+        if late and not is_marked(state.applied, env.lane, env.position):
             metrics.ACCOUNT_CALLS.labels("late").inc()
-            outbox.dead_envelopes.append(("late", lateness_detail(clock, lane_max, env.ts, self.settings.time), env))
+            outbox.dead_envelopes.append(("late", lateness_detail(lane_max, env.ts, self.settings.time), env))
             return
         if env.lm:
-            clock.observe(env.lane, env.lm, utc_now_ms())
+            clock.observe(env.lane, env.lm, dirty.now)
             dirty.clock_changed = True
         if state.criteria_version < criteria.version:
             # An account first seen under older criteria, touched after a
@@ -482,10 +483,9 @@ class ActivationWorker:
         for midnight in due:
             for account_id in account_ids:
                 state = self._load_account(account_id, criteria, dirty)
-                produced = sweep_account(state, criteria, midnight)
-                if produced.triggers or produced.alerts or state.swept == midnight:
+                outbox.add(sweep_account(state, criteria, midnight))
+                if state.swept == midnight:  # it ran (not a replay): its mark moved
                     dirty.accounts[account_id] = state
-                outbox.add(produced)
             clock.swept = midnight
             metrics.SWEEPS.inc()
         dirty.clock_changed = True
@@ -503,9 +503,8 @@ class ActivationWorker:
         stream iteration to write tables)."""
         if not self.is_ready():
             return
-        for tp in self.app.assignor.assigned_actives():
-            if tp.topic == self.settings.account_topic:
-                await self.account_topic.send(key=b"\x00tick", value=TICK, partition=tp.partition, force=True)
+        for partition in self.owned_partitions(self.settings.account_topic):
+            await self.account_topic.send(key=b"\x00tick", value=TICK, partition=partition, force=True)
 
     def _write(self, dirty: _Dirty) -> None:
         """One table write per account and user touched (inside the partition's context)."""
@@ -556,10 +555,9 @@ class ActivationWorker:
         metrics.CRITERIA_VERSION.set(new.version)
         log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, len(keys), new.version)
 
-    def owned_account_partitions(self) -> list[int]:
-        return sorted(
-            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.settings.account_topic
-        )
+    def owned_partitions(self, topic: str) -> list[int]:
+        """Partitions of ``topic`` this worker actively owns right now."""
+        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
 
     def partition_states(self, partition: int) -> list[AccountState]:
         """Every account of a partition, read straight from its store (no
@@ -576,24 +574,24 @@ class ActivationWorker:
         """Visitors and converted visitors on the directory partitions this
         worker owns (a scan of the visitor keys: exact, O(visitors))."""
         prefix = VISITOR_PREFIX.encode()
-        owned = sorted(
-            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.settings.user_topic
-        )
         entries = []
-        for partition in owned:
+        for partition in self.owned_partitions(self.settings.user_topic):
             db = self.directory.data._db_for_partition(partition)
             for key in db.keys():  # noqa: SIM118 - a RocksDB
                 if key.startswith(prefix):
                     entries.append(DirectoryEntry.from_bytes(db.get(key)))
         return visitor_counts(entries)
 
-    def kpi_partials(self) -> list[dict[str, Any]]:
+    def kpi_partials(self, by_partition: dict[int, list[AccountState]] | None = None) -> list[dict[str, Any]]:
         """One KPI partial per owned account partition, each as of that
-        partition's newest event time, and one with this worker's visitors."""
+        partition's newest event time, and one with this worker's visitors
+        (``by_partition``: the partitions' states, when already read)."""
+        if by_partition is None:
+            owned = self.owned_partitions(self.settings.account_topic)
+            by_partition = {p: self.partition_states(p) for p in owned}
         visitors, converted = self.visitor_counts()
         partials = [{**merge_partials([]), "visitors": visitors, "converted_visitors": converted}]
-        for partition in self.owned_account_partitions():
-            states = self.partition_states(partition)
+        for partition, states in by_partition.items():
             if not states:
                 continue
             criteria = self.criteria_of_version(max(s.criteria_version for s in states))
@@ -624,12 +622,6 @@ class ActivationWorker:
             log.info("criteria v%d published to %d partitions", criteria.version, self.settings.partitions)
 
 
-def _marked(state: AccountState, env: Envelope) -> bool:
-    """Already applied to the account (a replay after a crash): not late, a duplicate."""
-    mark = state.applied.get(env.lane)
-    return mark is not None and env.position <= (mark[0], mark[1], mark[2] if len(mark) > 2 else 0)
-
-
 def _each_call(value: bytes, outbox: Outbox, apply: Callable[[Envelope], None]) -> None:
     """Apply each call of a packed message. A call that fails unexpectedly goes
     to the DLQ alone (``processing_error``); what earlier calls of the batch did
@@ -648,6 +640,8 @@ class _Dirty:
 
     partition: int
     clock_changed: bool = False
+    #: The wall clock when the batch began (read once, not per call).
+    now: int = field(default_factory=utc_now_ms)
     accounts: dict[str, AccountState] = field(default_factory=dict)
     users: dict[tuple[str, str], UserState] = field(default_factory=dict)
 

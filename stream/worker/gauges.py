@@ -72,13 +72,11 @@ def refresh(worker: ActivationWorker) -> None:
     reached: Counter[tuple[str, str]] = Counter()
     by_engagement: Counter[str] = Counter()
     open_alerts: Counter[tuple[str, str]] = Counter()
-    account_keys = 0
-    for key, raw in worker.accounts.data.items():
-        if key.startswith(b"\x00"):
-            continue
-        account_keys += 1
-        account_id = key.decode()
-        state = AccountState.from_bytes(account_id, raw)
+    # owned active partitions only (not standby copies): each account counted once over workers
+    by_partition = {p: worker.partition_states(p) for p in worker.owned_partitions(worker.settings.account_topic)}
+    account_keys = sum(len(states) for states in by_partition.values())
+    for state in (s for states in by_partition.values() for s in states):
+        account_id = state.account_id
         criteria = worker.criteria_of_version(state.criteria_version)
         accounts["activated" if state.activated_at is not None else "not_activated"] += 1
         by_rate[rate_bucket(state.rate)] += 1
@@ -113,13 +111,14 @@ def refresh(worker: ActivationWorker) -> None:
     metrics.TABLE_KEYS.labels("accounts").set(account_keys)
     metrics.TABLE_KEYS.labels("users").set(sum(1 for _ in worker.users.data))
     metrics.TABLE_KEYS.labels("directory").set(sum(1 for _ in worker.directory.data))
-    refresh_kpis(worker)
+    refresh_kpis(worker, by_partition)
     refresh_lag(worker)
 
 
-def refresh_kpis(worker: ActivationWorker) -> None:
-    """KPI numerators and denominators over the partitions this worker owns."""
-    samples = prometheus_samples(merge_partials(worker.kpi_partials()))
+def refresh_kpis(worker: ActivationWorker, by_partition: dict[int, list[AccountState]]) -> None:
+    """KPI numerators and denominators over the partitions this worker owns
+    (from the states already read for the other gauges)."""
+    samples = prometheus_samples(merge_partials(worker.kpi_partials(by_partition)))
     for gauge in (
         metrics.KPI_NUMERATOR,
         metrics.KPI_DENOMINATOR,

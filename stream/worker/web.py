@@ -6,11 +6,13 @@ account's partition, so any worker answers for any account.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream.core.criteria import Criteria
 from stream.core.kpis import account_kpis, finalize, merge_partials
 from stream.core.state import AccountState, UserState
 from stream.core.views import account_view, user_view
@@ -32,9 +34,8 @@ def register_views(worker: ActivationWorker) -> None:
     def error(view: View, status: int, message: str) -> Response:
         return view.json({"error": message}, status=status)
 
-    @app.page("/accounts/{account_id}")
-    @app.table_route(table=worker.accounts, match_info="account_id")
-    async def get_account(view: View, request: Request, account_id: str) -> Response:
+    def account_answer(view: View, account_id: str, render: Callable[[AccountState, Criteria, int], Any]) -> Response:
+        """Load an account this worker owns and render it as of its partition's clock."""
         if not valid_id(account_id):
             return error(view, 400, "malformed account id")
         raw = worker.accounts.get(account_id.encode())
@@ -42,7 +43,12 @@ def register_views(worker: ActivationWorker) -> None:
             return error(view, 404, "unknown account")
         state = AccountState.from_bytes(account_id, raw)
         criteria = worker.criteria_of_version(state.criteria_version)
-        return view.json(account_view(state, criteria, worker.clock_of_account(account_id)))
+        return view.json(render(state, criteria, worker.clock_of_account(account_id)))
+
+    @app.page("/accounts/{account_id}")
+    @app.table_route(table=worker.accounts, match_info="account_id")
+    async def get_account(view: View, request: Request, account_id: str) -> Response:
+        return account_answer(view, account_id, account_view)
 
     @app.page("/accounts/{account_id}/users/{user_id}")
     @app.table_route(table=worker.accounts, match_info="account_id")
@@ -61,14 +67,7 @@ def register_views(worker: ActivationWorker) -> None:
     @app.page("/accounts/{account_id}/kpis")
     @app.table_route(table=worker.accounts, match_info="account_id")
     async def get_account_kpis(view: View, request: Request, account_id: str) -> Response:
-        if not valid_id(account_id):
-            return error(view, 400, "malformed account id")
-        raw = worker.accounts.get(account_id.encode())
-        if raw is None:
-            return error(view, 404, "unknown account")
-        state = AccountState.from_bytes(account_id, raw)
-        criteria = worker.criteria_of_version(state.criteria_version)
-        return view.json(account_kpis(state, criteria, worker.clock_of_account(account_id)))
+        return account_answer(view, account_id, account_kpis)
 
     @app.page("/kpis/partial")
     async def kpis_partial(view: View, request: Request) -> Response:
