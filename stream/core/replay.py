@@ -67,7 +67,7 @@ class OfflinePipeline:
         top = self.lane_max.get(partition)
         for p in range(self.partitions):
             clock = self._clock(p)
-            if top is not None and clock.lanes.get(lane) != top:
+            if top is not None:
                 for each in (lane, *(user_lane(u, lane) for u in range(self.partitions))):
                     clock.observe(each, top, 0)
             self._sweep(p, clock.watermark(self.time, 0))

@@ -94,6 +94,9 @@ def test_alerts_open_update_and_resolve_on_the_expected_days():
     ]
     assert {x[3] for x in dormant} == {None, "dormant-u0", "dormant-u1", "dormant-u2"}
     assert len({a["id"] for a in MONTH.alerts}) == len(MONTH.alerts)
+    # sweeps keep up with the stream: everything up to the change day's midnight ran under v1
+    change = day(sm.CHANGE_DAY) + "T00:00:00.000Z"
+    assert {(a["event_time"] <= change, a["criteria_version"]) for a in MONTH.alerts} == {(True, 1), (False, 2)}
 
 
 def test_absence_triggers_fire_once_per_condition():
