@@ -658,6 +658,12 @@ class RawTable(faust.Table):  # type: ignore[misc]
     def _serializer_from_type(self, typ: Any) -> str:
         return "raw"
 
+    async def on_changelog_event(self, event: EventT) -> None:
+        """Faust's recovery calls this once per changelog message it restores
+        (or a standby copy follows): counted for the recovery metrics."""
+        await super().on_changelog_event(event)
+        gauges.count_restored(self.app.tables.recovery, self.name, event.message.tp)
+
 
 def raw_table(app: faust.App, name: str, partitions: int) -> faust.Table:
     table = RawTable(app, name=name, partitions=partitions, beacon=app.tables.beacon)

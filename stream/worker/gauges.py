@@ -7,13 +7,18 @@ zeroed at once, not left with a partition another worker now reports too.
 Consumer lag is the fetch response's high watermark (which the embedded broker
 reports correctly, unlike its ListOffsets answer) minus the committed offset,
 never negative.
+
+Recovery progress is read from Faust's recovery service, which refreshes it
+itself (stream/worker/recovery.py): the app's timers only start once the first
+recovery is over, which is when it matters least.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from stream.core.alerts import KINDS
 from stream.core.engagement import engagement_view
@@ -156,3 +161,53 @@ def refresh_lag(worker: ActivationWorker) -> None:
         committed = consumer._committed_offset.get(tp)  # Faust's own record of what it committed
         lag = max(0, highwater - (committed if committed is not None else 0))
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+
+def recovery_remaining(
+    highwaters: Mapping[tuple[str, int], int | None],
+    offsets: Mapping[tuple[str, int], int | None],
+    table_of_topic: Mapping[str, str],
+) -> dict[str, int]:
+    """Changelog messages left to restore, per table (every table of
+    ``table_of_topic`` present, 0 when nothing is left).
+
+    ``highwaters`` and ``offsets`` are Faust's, by changelog partition: the
+    last offset in the changelog and the last offset restored (both -1 when
+    none). Each partition counts ``highwater - offset``, never below 0. A
+    partition whose highwater or offset is not known yet counts 0, as in
+    Faust's own ``active_remaining``; topics that are no table's changelog
+    are ignored.
+    """
+    remaining = dict.fromkeys(table_of_topic.values(), 0)
+    for tp, highwater in highwaters.items():
+        table = table_of_topic.get(tp[0])
+        offset = offsets.get(tp)
+        if table is None or highwater is None or offset is None:
+            continue
+        remaining[table] += max(0, highwater - offset)
+    return remaining
+
+
+def refresh_recovery(tables: Any) -> None:
+    """Set ``stream_recovery_remaining_messages`` from the recovery of this
+    worker's active changelog partitions (``tables``: the app's table
+    manager). Never raises: a gauge must not take the worker down."""
+    try:
+        recovery = tables.recovery
+        table_of_topic = {table.changelog_topic.get_topic_name(): name for name, table in tables.items()}
+        remaining = recovery_remaining(recovery.active_highwaters, recovery.active_offsets, table_of_topic)
+        for table, n in remaining.items():
+            metrics.RECOVERY_REMAINING.labels(table).set(n)
+    except Exception as exc:
+        log.warning("recovery gauge refresh failed: %r", exc)
+
+
+def count_restored(recovery: Any, table: str, tp: tuple[str, int]) -> None:
+    """Count one changelog message restored into ``table`` if ``tp`` is one of
+    the worker's active partitions (standby copies follow their changelog all
+    the time: that is not a restore). Never raises."""
+    try:
+        if tp in recovery.active_tps:
+            metrics.RECOVERY_RESTORED.labels(table).inc()
+    except Exception as exc:
+        log.warning("recovery counter failed: %r", exc)

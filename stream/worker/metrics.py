@@ -57,6 +57,23 @@ CONSUMER_LAG = Gauge(
     registry=REGISTRY,
 )
 TABLE_KEYS = Gauge("stream_table_keys", "Keys in this worker's active table partitions", ["table"], registry=REGISTRY)
+#: The worker's tables: the ``table`` label of the recovery series.
+TABLES = ("accounts", "users", "directory")
+RECOVERY_REMAINING = Gauge(
+    "stream_recovery_remaining_messages",
+    "Changelog messages this worker still has to restore into its active table partitions (0 when restored)",
+    ["table"],
+    registry=REGISTRY,
+)
+RECOVERY_RESTORED = Counter(
+    "stream_recovery_restored_messages_total",
+    "Changelog messages restored into this worker's active table partitions (standby copies not counted)",
+    ["table"],
+    registry=REGISTRY,
+)
+for _table in TABLES:  # exported from the start, 0 until a restore says otherwise
+    RECOVERY_REMAINING.labels(_table).set(0)
+    RECOVERY_RESTORED.labels(_table)
 
 # --------------------------------------------------------------- product
 ACCOUNTS = Gauge("stream_accounts", "Accounts on this worker's partitions, by state", ["state"], registry=REGISTRY)

@@ -11,6 +11,10 @@ measure the real end of each changelog partition by fetching from the reported
 end until the broker signals end-of-partition (a Fetch carries the correct
 high watermark). On Apache Kafka this reads at most one record per partition
 and changes nothing.
+
+The recovery service also keeps the recovery gauges current
+(``stream_recovery_remaining_messages``), during recovery included: the app's
+timers start only after the first one.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from typing import Any
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
+from mode import Service
 
 from stream.kafka_admin import measured_end_offsets
 from stream.settings import Settings
+from stream.worker.gauges import refresh_recovery
 
 log = logging.getLogger("stream.recovery")
 
@@ -35,6 +41,14 @@ class MeasuredEndRecovery(Recovery):  # type: ignore[misc]
     """Faust's recovery, with highwaters measured instead of trusted."""
 
     client_conf: Mapping[str, Any] = {}
+    #: Seconds between two refreshes of the recovery gauges.
+    gauge_interval: float = 1.0
+
+    @Service.task
+    async def _refresh_gauges(self) -> None:
+        """Runs as long as the service does, ready or not (refresh_recovery never raises)."""
+        async for _sleep_time in self.itertimer(self.gauge_interval, name="Recovery.gauges"):
+            refresh_recovery(self.tables)
 
     async def _build_highwaters(self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)
