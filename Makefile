@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-core test-integration lint format typecheck bench clean
+.PHONY: demo test test-core test-integration lint format typecheck bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/stream demo
 
 test: $(STAMP)
-	$(BIN)/ruff check stream tests
+	$(BIN)/ruff check stream tests chaos bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -40,8 +40,13 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput
 
+# Every fault scenario at full size (>= 200k calls, 1k accounts each), one table
+# at the end (and chaos-results.json). Takes a while; `make test` runs short ones.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos
+
 clean:
-	rm -rf $(VENV) data .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .demo .pytest_cache .mypy_cache .ruff_cache chaos-results.json
 
 # Deployment files: promtool checks and rule tests, docker-compose config,
 # settings consistency, and every dashboard/rule query against a live worker

@@ -7,13 +7,25 @@ HTTP. Any difference is listed by key. Final state does not depend on the order
 calls were processed in, nor on when a criteria version was adopted (the core's
 property tests check both), so the comparison is exact.
 
-Also checked: the DLQ holds as many records per reason as the offline run
-rejected, and each account's last account-level change record carries the rate
-the account has now.
+Also checked:
+
+* events: every user's per-event counts, summed into what the live state
+  lacks (lost) and what it has too many of (double-counted);
+* the DLQ holds as many records per reason as the offline run rejected;
+* each account's last account-level change record carries the rate the
+  account has now;
+* output topics: a record may repeat only with its deterministic id (repeats
+  are counted, not failed); drift alerts and absence-driven lifecycle triggers
+  are the same set as offline, id for id, when one criteria version was in
+  force (they are decided at midnight sweeps from dated facts, so they do not
+  depend on processing order). Change records and event-driven triggers
+  describe each step in the order it was applied, which partitions interleave
+  differently live, so only their repeats and the last change are checked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +41,28 @@ from stream.core.views import account_view, user_view
 from stream.kafka_admin import partition_count, read_topic
 from stream.settings import Settings
 
+#: Lifecycle triggers decided by midnight sweeps (absence of events).
+SWEPT_TRIGGERS = frozenset({"no_first_key_action", "stuck", "inactive"})
+#: HTTP requests in flight at once against the workers.
+CONCURRENCY = 16
+
+
+@dataclass
+class OutputCount:
+    """What one output topic holds, against the offline run where it can."""
+
+    records: int = 0
+    distinct: int = 0
+    #: ids the offline run produced that the topic lacks / has that it did not
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    compared: bool = False
+
+    @property
+    def repeats(self) -> int:
+        """Records published again with the same id (at-least-once delivery)."""
+        return self.records - self.distinct
+
 
 @dataclass
 class Report:
@@ -37,10 +71,20 @@ class Report:
     dlq_expected: Counter[str] = field(default_factory=Counter)
     dlq_found: Counter[str] = field(default_factory=Counter)
     stale_records: list[str] = field(default_factory=list)
+    #: track calls the offline run counted, and how far the live counts differ
+    events_expected: int = 0
+    lost: int = 0
+    double_counted: int = 0
+    outputs: dict[str, OutputCount] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.differences and self.dlq_expected == self.dlq_found and not self.stale_records
+        return (
+            not self.differences
+            and self.dlq_expected == self.dlq_found
+            and not self.stale_records
+            and not any(o.missing or o.unexpected for o in self.outputs.values())
+        )
 
 
 def expected_pipeline(settings: Settings, criteria: Criteria) -> OfflinePipeline:
@@ -66,6 +110,40 @@ def expected_pipeline(settings: Settings, criteria: Criteria) -> OfflinePipeline
     return pipeline
 
 
+def expected_views(pipeline: OfflinePipeline, criteria: Criteria) -> dict[str, dict[str, Any]]:
+    """HTTP path -> the view the offline run expects there."""
+    views: dict[str, dict[str, Any]] = {}
+    for account_id, state in sorted(pipeline.accounts.items()):
+        views[f"/accounts/{quote(account_id, safe='')}"] = account_view(state, criteria, pipeline.clock_for(account_id))
+    for (account_id, user_id), user in sorted(pipeline.users.items()):
+        path = f"/accounts/{quote(account_id, safe='')}/users/{quote(user_id, safe='')}"
+        views[path] = user_view(pipeline.accounts[account_id], user, criteria, pipeline.clock_for(account_id))
+    return views
+
+
+def fetch_views(url: str, paths: list[str], timeout: float = 30.0) -> dict[str, Any]:
+    """path -> the worker's JSON answer (or "HTTP <status>"), CONCURRENCY at a time."""
+
+    async def run() -> dict[str, Any]:
+        limit = asyncio.Semaphore(CONCURRENCY)
+        out: dict[str, Any] = {}
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as http:
+
+            async def one(path: str) -> None:
+                async with limit:
+                    try:
+                        r = await http.get(path)
+                    except httpx.HTTPError as exc:
+                        out[path] = f"unreachable: {exc!r}"
+                        return
+                    out[path] = r.json() if r.status_code == 200 else f"HTTP {r.status_code}"
+
+            await asyncio.gather(*(one(p) for p in paths))
+        return out
+
+    return asyncio.run(run())
+
+
 def _without_criteria_history(view: dict[str, Any]) -> dict[str, Any]:
     """An ``activation_regression`` alert records the rate an account had when
     a criteria change reached it: the input topic does not say where in the
@@ -77,27 +155,26 @@ def _without_criteria_history(view: dict[str, Any]) -> dict[str, Any]:
     return {**view, "drift_alerts": alerts}
 
 
-def verify(settings: Settings, criteria: Criteria, url: str) -> Report:
-    pipeline = expected_pipeline(settings, criteria)
-    report = Report()
-    with httpx.Client(base_url=url, timeout=30) as http:
+def compare_views(expected: dict[str, dict[str, Any]], live: dict[str, Any], report: Report) -> None:
+    """Fill the report's differences and its lost / double-counted events."""
+    for path, want in expected.items():
+        report.checked += 1
+        got = live.get(path, "not fetched")
+        if isinstance(got, dict):
+            got, want = _without_criteria_history(got), _without_criteria_history(want)
+        if got != want:
+            report.differences[path] = (want, got)
+        if "event_counts" in want:
+            found = got.get("event_counts", {}) if isinstance(got, dict) else {}
+            for name in set(want["event_counts"]) | set(found):
+                delta = found.get(name, 0) - want["event_counts"].get(name, 0)
+                report.lost += max(0, -delta)
+                report.double_counted += max(0, delta)
+            report.events_expected += sum(want["event_counts"].values())
 
-        def compare(path: str, expected: dict[str, Any]) -> None:
-            report.checked += 1
-            r = http.get(path)
-            live = r.json() if r.status_code == 200 else f"HTTP {r.status_code}"
-            if isinstance(live, dict):
-                live, expected = _without_criteria_history(live), _without_criteria_history(expected)
-            if live != expected:
-                report.differences[path] = (expected, live)
 
-        for account_id, state in sorted(pipeline.accounts.items()):
-            now = pipeline.clock_for(account_id)
-            compare(f"/accounts/{quote(account_id, safe='')}", account_view(state, criteria, now))
-        for (account_id, user_id), user in sorted(pipeline.users.items()):
-            path = f"/accounts/{quote(account_id, safe='')}/users/{quote(user_id, safe='')}"
-            compare(path, user_view(pipeline.accounts[account_id], user, criteria, pipeline.clock_for(account_id)))
-    report.dlq_expected = Counter(r.reason for r in pipeline.rejections)
+def count_dead_letters(settings: Settings) -> Counter[str]:
+    found: Counter[str] = Counter()
     seen: set[tuple[Any, ...]] = set()
     for msg in read_topic(settings, settings.topics.dlq):
         headers = dict(msg.headers() or [])
@@ -108,16 +185,67 @@ def verify(settings: Settings, criteria: Criteria, url: str) -> Report:
         identity = (reason, *origin, headers.get("dlq.source.batch_index"), msg.value())
         if reason not in ("bad_criteria",) and identity not in seen:
             seen.add(identity)
-            report.dlq_found[reason] += 1
+            found[reason] += 1
+    return found
+
+
+def _criteria_versions(settings: Settings) -> set[int]:
+    versions = set()
+    for msg in read_topic(settings, settings.topics.criteria):
+        try:
+            versions.add(int(orjson.loads(msg.value() or b"{}").get("version", 0)))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            continue
+    return versions
+
+
+def check_outputs(settings: Settings, pipeline: OfflinePipeline, report: Report) -> None:
+    """Repeats on every output topic; id sets of the order-independent ones."""
+    one_version = len(_criteria_versions(settings)) <= 1
+    expected = {
+        "drift-alerts": {a["id"] for a in pipeline.alerts if a["kind"] != "activation_regression"},
+        "lifecycle-triggers": {t["id"] for t in pipeline.triggers if t["kind"] in SWEPT_TRIGGERS},
+    }
+    topics = {
+        "activation-changes": settings.topics.changes,
+        "lifecycle-triggers": settings.topics.triggers,
+        "drift-alerts": settings.topics.alerts,
+    }
     last_rate: dict[str, float] = {}
-    for msg in read_topic(settings, settings.topics.changes):
-        record = orjson.loads(msg.value())
-        if record["level"] == "account":
-            last_rate[record["account_id"]] = record["new_rate"]
+    for name, topic in topics.items():
+        count = report.outputs[name] = OutputCount()
+        ids: set[str] = set()
+        comparable: set[str] = set()
+        for msg in read_topic(settings, topic):
+            record = orjson.loads(msg.value())
+            count.records += 1
+            ids.add(record["id"])
+            if name == "activation-changes" and record["level"] == "account":
+                last_rate[record["account_id"]] = record["new_rate"]
+            if (name == "drift-alerts" and record["kind"] != "activation_regression") or (
+                name == "lifecycle-triggers" and record["kind"] in SWEPT_TRIGGERS
+            ):
+                comparable.add(record["id"])
+        count.distinct = len(ids)
+        if name in expected and one_version:
+            count.compared = True
+            count.missing = sorted(expected[name] - comparable)
+            count.unexpected = sorted(comparable - expected[name])
     for account_id, rate in sorted(last_rate.items()):
         state = pipeline.accounts.get(account_id)
         if state is not None and state.rate != rate:
             report.stale_records.append(account_id)
+
+
+def verify(settings: Settings, criteria: Criteria, url: str, pipeline: OfflinePipeline | None = None) -> Report:
+    """The whole comparison (pass ``pipeline`` to reuse an offline run)."""
+    pipeline = pipeline or expected_pipeline(settings, criteria)
+    report = Report()
+    expected = expected_views(pipeline, criteria)
+    compare_views(expected, fetch_views(url, list(expected)), report)
+    report.dlq_expected = Counter(r.reason for r in pipeline.rejections)
+    report.dlq_found = count_dead_letters(settings)
+    check_outputs(settings, pipeline, report)
     return report
 
 
@@ -131,11 +259,23 @@ def print_report(report: Report, out: Any = sys.stdout) -> None:
                 print(f"    {k}: expected {expected.get(k)!r}, live {live.get(k)!r}", file=out)
         else:
             print(f"    live: {live}", file=out)
+    print(
+        f"track calls counted: {report.events_expected} expected, "
+        f"{report.lost} lost, {report.double_counted} double-counted",
+        file=out,
+    )
     reasons = sorted(set(report.dlq_expected) | set(report.dlq_found))
     print("dead letters by reason (expected / found):", file=out)
     for reason in reasons:
         mark = "" if report.dlq_expected[reason] == report.dlq_found[reason] else "   <- differs"
         print(f"  {reason:18} {report.dlq_expected[reason]:8} / {report.dlq_found[reason]}{mark}", file=out)
+    print("output topics (records / distinct ids / repeats / missing / unexpected):", file=out)
+    for name, o in report.outputs.items():
+        ids = f"{len(o.missing):8} / {len(o.unexpected)}" if o.compared else "   (order-dependent: not compared)"
+        print(f"  {name:18} {o.records:8} / {o.distinct:8} / {o.repeats:6} / {ids}", file=out)
+        for kind, listed in (("missing", o.missing), ("unexpected", o.unexpected)):
+            if listed:
+                print(f"    {kind}: {listed[:10]}", file=out)
     if report.stale_records:
         print(f"accounts whose last change record disagrees with their state: {report.stale_records[:20]}", file=out)
     print("OK: live state equals the offline run" if report.ok else "DIFFERENCES FOUND", file=out)
