@@ -164,6 +164,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     broker = env.get("STREAM_BROKER_URL") or None
     if broker is not None:
+        if "@" in broker:
+            # user:password@host would be printed wherever the address is: credentials
+            # come from STREAM_SASL_USERNAME / STREAM_SASL_PASSWORD only (value not echoed)
+            raise ConfigError(
+                "STREAM_BROKER_URL: no credentials in the address, set STREAM_SASL_USERNAME and STREAM_SASL_PASSWORD"
+            )
         for chunk in broker.replace(";", ",").split(","):
             host_port = chunk.strip().split("://", 1)[-1]
             host, _, port = host_port.rpartition(":")
@@ -206,6 +212,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         limits=ActivationLimits(
             dedupe_window_ms=_int(env, "STREAM_DEDUPE_WINDOW_HOURS", 24) * 3_600_000,
             max_users_per_account=_int(env, "STREAM_MAX_USERS_PER_ACCOUNT", 10_000),
+            max_event_names_per_user=_int(env, "STREAM_MAX_EVENT_NAMES_PER_USER", 500),
         ),
         parking=ParkingLimits(
             grace_ms=_int(env, "STREAM_PARK_GRACE_HOURS", 168) * 3_600_000,

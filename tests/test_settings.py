@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from stream.core.errors import ConfigError
@@ -30,6 +32,8 @@ def test_broker_url_forms():
         ({"STREAM_SECURITY_PROTOCOL": "TLS"}, "STREAM_SECURITY_PROTOCOL"),
         ({"STREAM_SESSION_TIMEOUT_SECONDS": "-1"}, "STREAM_SESSION_TIMEOUT_SECONDS"),
         ({"STREAM_LOG_LEVEL": "loud"}, "STREAM_LOG_LEVEL"),
+        ({"STREAM_MAX_EVENT_NAMES_PER_USER": "0"}, "STREAM_MAX_EVENT_NAMES_PER_USER"),
+        ({"STREAM_MAX_USERS_PER_ACCOUNT": "many"}, "STREAM_MAX_USERS_PER_ACCOUNT"),
     ],
 )
 def test_malformed_values_name_the_variable(env, name):
@@ -48,3 +52,66 @@ def test_sasl_password_is_not_in_repr():
     )
     assert "hunter2" not in repr(s)
     assert s.security.confluent()["sasl.password"] == "hunter2"
+
+
+def test_limits_are_configurable():
+    defaults = load_settings({})
+    assert (defaults.decode.max_message_bytes, defaults.decode.max_batch_events) == (1_048_576, 1_000)
+    assert (defaults.limits.max_users_per_account, defaults.limits.max_event_names_per_user) == (10_000, 500)
+    s = load_settings(
+        {
+            "STREAM_MAX_MESSAGE_BYTES": "2048",
+            "STREAM_MAX_BATCH_EVENTS": "10",
+            "STREAM_MAX_USERS_PER_ACCOUNT": "20",
+            "STREAM_MAX_EVENT_NAMES_PER_USER": "30",
+        }
+    )
+    assert (s.decode.max_message_bytes, s.decode.max_batch_events) == (2048, 10)
+    assert (s.limits.max_users_per_account, s.limits.max_event_names_per_user) == (20, 30)
+
+
+SECRET = "s3cr3t-Pa55w0rd"
+SASL = {
+    "STREAM_BROKER_URL": "kafka://kafka-1:9093",
+    "STREAM_SECURITY_PROTOCOL": "SASL_SSL",
+    "STREAM_SASL_MECHANISM": "SCRAM-SHA-512",
+    "STREAM_SASL_USERNAME": "svc-stream",
+    "STREAM_SASL_PASSWORD": SECRET,
+}
+
+
+def test_sasl_password_is_in_no_text_form_of_the_settings():
+    s = load_settings(SASL)
+    for text in (repr(s), str(s), repr(s.security), str(s.security), f"{s}", f"{s!r}"):
+        assert SECRET not in text
+        assert "svc-stream" in text  # the rest is shown
+    assert s.security.confluent()["sasl.password"] == SECRET  # handed to the Kafka client only
+
+
+def test_worker_start_logs_no_secret(monkeypatch, caplog, tmp_path):
+    """What a worker logs and builds before its Faust loop: criteria, topics,
+    the Faust app and its credentials."""
+    from dataclasses import replace
+
+    from stream.worker import run
+    from stream.worker.app import faust_credentials, make_app
+
+    monkeypatch.setattr(run, "ensure_topics", lambda settings: None)
+    monkeypatch.setattr(run, "published_criteria", lambda settings: None)
+    monkeypatch.setattr(run, "publish_criteria", lambda settings, criteria: None)
+    caplog.set_level(logging.DEBUG)
+    settings = replace(load_settings(SASL), data_dir=tmp_path)
+    run.prepare(settings)
+    credentials = faust_credentials(settings)
+    assert credentials.password == SECRET  # the client gets it ...
+    app = make_app(settings)
+    assert SECRET not in repr(credentials) and SECRET not in repr(app.conf.broker_credentials)
+    assert "published criteria" in caplog.text
+    assert SECRET not in caplog.text  # ... the log does not
+
+
+def test_credentials_in_the_broker_address_are_refused_without_echo():
+    with pytest.raises(ConfigError) as exc:
+        load_settings({"STREAM_BROKER_URL": f"kafka://svc:{SECRET}@kafka-1:9093"})
+    assert "STREAM_BROKER_URL" in str(exc.value) and "STREAM_SASL_PASSWORD" in str(exc.value)
+    assert SECRET not in str(exc.value)
