@@ -44,8 +44,16 @@ class ActivationLimits:
     #: Users kept in detail per account; calls for further users are rejected
     #: with reason ``limit_exceeded`` (counted in the account's ``overflow``).
     max_users_per_account: int = 10_000
-    #: Distinct event names tallied per user; further names are not tallied.
+    #: Distinct event names tallied per user; a track call naming a further
+    #: name is rejected with reason ``limit_exceeded`` (counted in the account's
+    #: ``overflow``), never dropped: calls with names the user already has still
+    #: count. Bounds the user's record (tallies, day counts, retained properties).
     max_event_names_per_user: int = 500
+
+
+#: ``Outcome.detail`` of the calls each limit rejects (the DLQ's ``dlq.detail``).
+USER_LIMIT_DETAIL = "per-account user limit"
+EVENT_NAME_LIMIT_DETAIL = "per-user event name limit"
 
 
 @dataclass(slots=True)
@@ -55,6 +63,8 @@ class Outcome:
     status: str
     records: list[Record]
     reason: str = ""
+    #: For ``rejected``: which limit, and its value (DLQ header ``dlq.detail``).
+    detail: str = ""
 
 
 # ---------------------------------------------------------------- tallies
@@ -417,6 +427,14 @@ def apply_envelope(
     two writes completes the missing half and never doubles the other.
     """
     limits = limits or ActivationLimits()
+    if env.user_id not in state.members and len(state.members) >= limits.max_users_per_account:
+        # Decided before the user's record is touched: a user past the limit
+        # gets no record at all (the caller need not store it).
+        if is_applied(state.applied, env.lane, env.position):
+            return Outcome("duplicate", [])  # rejected when first read
+        state.overflow += 1
+        detail = f"{USER_LIMIT_DETAIL}: the account already has {limits.max_users_per_account} users"
+        return Outcome("rejected", [], "limit_exceeded", detail)
     user_done = is_applied(user.applied, env.lane, env.position)
     account_done = is_applied(state.applied, env.lane, env.position)
     if user_done and account_done:
@@ -427,10 +445,13 @@ def apply_envelope(
         and _is_duplicate_id(user, f"{env.kind}:{env.message_id}", env.ts, limits)
     ):
         return Outcome("duplicate", [])
-    if env.user_id not in state.members and len(state.members) >= limits.max_users_per_account:
+    if env.kind == "track" and env.event not in user.events and len(user.events) >= limits.max_event_names_per_user:
+        # Rejected whole (neither half applied), so user and account tallies
+        # stay sums of the same calls and the DLQ holds the call to republish.
         if not account_done:
             state.overflow += 1
-        return Outcome("rejected", [], "limit_exceeded")
+        detail = f"{EVENT_NAME_LIMIT_DETAIL}: the user already has {limits.max_event_names_per_user} event names"
+        return Outcome("rejected", [], "limit_exceeded", detail)
 
     cause, ts = env.cause, env.ts
     records: list[Record] = []
@@ -439,25 +460,22 @@ def apply_envelope(
     if env.kind == "track":
         assert env.event is not None
         event = env.event
-        tracked = event in user.events or len(user.events) < limits.max_event_names_per_user
         if not user_done:
             user.seen(ts)
-            if tracked:
-                _tally_track(user.events, user.wheres, event, env.props, ts, criteria)
-                add_event(user.days, ts, event)
-                user.active.add(day_of(ts))
-                if event in criteria.key_events:
-                    user.key.add(day_of(ts))
-                if env.props:
-                    _retain_props(user, event, env.props, ts)
-                if event in criteria.index.user_by_event:
-                    records += _reevaluate_user(state, user, criteria, "event", cause, ts)
+            _tally_track(user.events, user.wheres, event, env.props, ts, criteria)
+            add_event(user.days, ts, event)
+            user.active.add(day_of(ts))
+            if event in criteria.key_events:
+                user.key.add(day_of(ts))
+            if env.props:
+                _retain_props(user, event, env.props, ts)
+            if event in criteria.index.user_by_event:
+                records += _reevaluate_user(state, user, criteria, "event", cause, ts)
         if not account_done:
             state.seen(ts)
-            if tracked:
-                _tally_track(state.events, state.wheres, event, env.props, ts, criteria)
-                add_event(state.days, ts, event)
-                account_dirty = event in criteria.index.account_by_event
+            _tally_track(state.events, state.wheres, event, env.props, ts, criteria)
+            add_event(state.days, ts, event)
+            account_dirty = event in criteria.index.account_by_event
     elif env.kind == "group":
         if not account_done:
             state.seen(ts)
@@ -533,6 +551,8 @@ def milestone_definitions(criteria: Criteria) -> Iterable[UserMilestone | Accoun
 
 
 __all__ = [
+    "EVENT_NAME_LIMIT_DETAIL",
+    "USER_LIMIT_DETAIL",
     "ActivationLimits",
     "Outcome",
     "Record",

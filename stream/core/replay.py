@@ -149,12 +149,14 @@ class OfflinePipeline:
         if user is None:
             user = self.users[key] = new_user(env.account_id, env.user_id)
         outcome = apply_envelope(state, user, env, self.criteria, self.limits)
+        if env.user_id not in state.members:
+            del self.users[key]  # past the account's user limit: no record (as a worker stores none)
         if outcome.status == "applied":
             self.applied += 1
         elif outcome.status == "duplicate":
             self.duplicates += 1
         else:
-            self.rejections.append(Rejection(outcome.reason, "per-account user limit", env.to_bytes()))
+            self.rejections.append(Rejection(outcome.reason, outcome.detail, env.to_bytes()))
         self.records += outcome.records
         self.triggers += triggers_for(outcome.records, state, self.criteria)
 

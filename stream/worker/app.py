@@ -445,9 +445,10 @@ class ActivationWorker:
             metrics.DUPLICATES.inc()
             return
         dirty.accounts[env.account_id] = state
-        dirty.users[(env.account_id, env.user_id)] = user
+        if env.user_id in state.members:  # a user past the account's user limit gets no record
+            dirty.users[(env.account_id, env.user_id)] = user
         if outcome.status == "rejected":
-            outbox.dead_envelopes.append((outcome.reason, "per-account user limit reached", env))
+            outbox.dead_envelopes.append((outcome.reason, outcome.detail, env))
         outbox.records += outcome.records
         outbox.triggers += triggers_for(outcome.records, state, criteria)
 
