@@ -133,10 +133,43 @@ def decode_message(
             return [Rejection("batch_too_large", f"{len(items)} items > {limits.max_batch_events}", raw)]
         out: list[Decoded] = []
         for i, item in enumerate(items):
-            item_raw = orjson.dumps(item)
+            try:
+                item_raw = orjson.dumps(item)
+            except orjson.JSONEncodeError:  # nested deeper than orjson writes (it reads deeper)
+                item_raw = _dumps_deep(item)
             out.append(_decode_call(item, item_raw, i, broker_timestamp_ms, limits))
         return out
     return [_decode_call(doc, raw, None, broker_timestamp_ms, limits)]
+
+
+def _dumps_deep(value: Any) -> bytes:
+    """JSON of a decoded value at any depth (orjson writes 254 levels and reads
+    1024), without recursion: a batch item's DLQ value is its own JSON."""
+    out: list[bytes] = []
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, bytes):  # a token (decoded JSON holds no bytes)
+            out.append(v)
+        elif isinstance(v, list):
+            stack.append(b"]")
+            for i in range(len(v) - 1, -1, -1):
+                stack.append(v[i])
+                if i:
+                    stack.append(b",")
+            stack.append(b"[")
+        elif isinstance(v, dict):
+            stack.append(b"}")
+            pairs = list(v.items())
+            for i in range(len(pairs) - 1, -1, -1):
+                stack.append(pairs[i][1])
+                stack.append(orjson.dumps(pairs[i][0]) + b":")
+                if i:
+                    stack.append(b",")
+            stack.append(b"{")
+        else:
+            out.append(orjson.dumps(v))
+    return b"".join(out)
 
 
 def _decode_call(doc: Any, raw: bytes, index: int | None, broker_ts: int | None, limits: DecodeLimits) -> Decoded:
@@ -214,6 +247,9 @@ def _used_traits(kind: str, traits: dict[str, Any]) -> dict[str, Any]:
             out["created_at"] = parse_timestamp_ms(traits["createdAt"])
         except ValueError as exc:
             raise ValueError(f"traits.createdAt: {exc}") from None
+        if not MIN_EVENT_MS <= out["created_at"] < MAX_EVENT_MS:
+            # a base time views and KPIs could not even print (year 0 or 10000)
+            raise ValueError("traits.createdAt: outside 2000-01-01..2100-01-01")
     if kind == "identify":
         if isinstance(traits.get("role"), str):
             out["role"] = traits["role"].strip().lower()
