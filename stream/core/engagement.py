@@ -17,6 +17,10 @@ from stream.core.timeutil import MS_PER_DAY
 
 #: Days of counts kept: the 28-day window and the 28 days before it.
 KEPT_DAYS = 56
+#: A window's ``by_event`` lists at most this many events (the largest
+#: contributions; ``by_event_omitted`` counts the rest, ``total`` includes them):
+#: an account's distinct event names grow with its users.
+MAX_BY_EVENT_IN_VIEW = 50
 
 #: day index (days since the epoch, UTC) -> event name -> count
 DayCounts = dict[int, dict[str, int]]
@@ -119,11 +123,13 @@ def engagement_view(days: DayCounts, rules: EngagementRules, now_ms: int) -> dic
         current, by_event = window_total(days, rules, today - length + 1, today)
         previous, _ = window_total(days, rules, today - 2 * length + 1, today - length)
         change, direction = _trend(current, previous, rules.trend_tolerance)
+        ranked = sorted(by_event.items(), key=lambda kv: (-kv[1], kv[0]))
         out[f"window_{length}d"] = {
             "total": round(current, 3),
             "previous": round(previous, 3),
             "change": None if change is None else round(change, 4),
             "direction": direction,
-            "by_event": {e: round(v, 3) for e, v in sorted(by_event.items(), key=lambda kv: (-kv[1], kv[0]))},
+            "by_event": {e: round(v, 3) for e, v in ranked[:MAX_BY_EVENT_IN_VIEW]},
+            "by_event_omitted": max(0, len(ranked) - MAX_BY_EVENT_IN_VIEW),
         }
     return out

@@ -36,6 +36,8 @@ REASONS = (
 )
 
 SUPPORTED_TYPES = ("track", "identify", "group", "page", "screen")
+#: Ids (userId, groupId, messageId, anonymousId): what the schemas' ``id`` accepts.
+MAX_ID_LENGTH = 256
 MAX_SCALAR_PROPERTIES = 32
 MAX_SCALAR_LENGTH = 64
 
@@ -273,6 +275,12 @@ def scalar_properties(props: Any) -> dict[str, Any]:
         if short_scalar and len(k) <= MAX_SCALAR_LENGTH:
             out[k] = v
     return out
+
+
+def valid_id(value: str) -> bool:
+    """An id the schemas accept: 1 to 256 characters, no C0 control character
+    (the HTTP API answers for every id the decoder lets through, and only those)."""
+    return 0 < len(value) <= MAX_ID_LENGTH and not any(ch < " " or "\ud800" <= ch <= "\udfff" for ch in value)
 
 
 def _short(text: str, limit: int = 200) -> str:

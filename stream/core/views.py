@@ -7,11 +7,18 @@ from typing import Any
 from stream.core.activation import account_base_time, user_base_time
 from stream.core.criteria import Criteria
 from stream.core.engagement import engagement_view
-from stream.core.state import AccountState, UserState, trait
+from stream.core.state import AccountState, Alert, UserState, trait
 from stream.core.timeutil import to_iso
 
-#: A view lists at most this many users; the count is always complete.
+#: Views have a bounded size whatever the data: lists that grow with an
+#: account's users are cut, and say how much was left out.
+#: An account view lists at most this many users (the most activated first);
+#: ``users.known`` counts them all, ``users.top_omitted`` those not listed.
 MAX_USERS_IN_VIEW = 200
+#: Open drift alerts about single users (``dormant`` with a ``user_id``) an
+#: account view lists at most (in key order; ``drift_alerts_omitted`` counts the
+#: rest). Account-level alerts, a few per kind, are always all listed.
+MAX_USER_ALERTS_IN_VIEW = 100
 
 
 def _milestones(reached: dict[str, int], ids: tuple[str, ...]) -> dict[str, Any]:
@@ -50,10 +57,24 @@ def user_view(state: AccountState, user: UserState, criteria: Criteria, now_ms: 
     }
 
 
+def _listed_alerts(state: AccountState) -> list[tuple[str, Alert]]:
+    """Every account-level alert and the first user-level ones, in key order."""
+    listed: list[tuple[str, Alert]] = []
+    user_alerts = 0
+    for key, alert in sorted(state.alerts.items()):
+        if alert.user_id is not None:
+            user_alerts += 1
+            if user_alerts > MAX_USER_ALERTS_IN_VIEW:
+                continue
+        listed.append((key, alert))
+    return listed
+
+
 def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[str, Any]:
     ids = criteria.account_milestone_ids
     members = sorted(state.members.items(), key=lambda kv: (-kv[1].rate, kv[0]))
     activated_users = sum(1 for _, m in members if m.activated)
+    alerts = _listed_alerts(state)
     return {
         "account_id": state.account_id,
         "criteria_version": state.criteria_version,
@@ -74,6 +95,7 @@ def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[s
                 {"user_id": uid, "activation_rate": m.rate, "role": m.role, "activated": m.activated}
                 for uid, m in members[:MAX_USERS_IN_VIEW]
             ],
+            "top_omitted": max(0, len(members) - MAX_USERS_IN_VIEW),
         },
         "rejected_over_limits": state.overflow,
         "swept_through": to_iso(state.swept or None),
@@ -87,8 +109,9 @@ def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[s
                 "opened_at": to_iso(a.opened_at),
                 "evidence": a.evidence,
             }
-            for key, a in sorted(state.alerts.items())
+            for key, a in alerts
         ],
+        "drift_alerts_omitted": len(state.alerts) - len(alerts),
         "engagement": engagement_view(state.days, criteria.engagement, now_ms),
         "as_of": to_iso(now_ms),
     }

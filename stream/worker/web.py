@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.core.criteria import Criteria
 from stream.core.kpis import account_kpis, finalize, merge_partials
+from stream.core.segment import valid_id
 from stream.core.state import AccountState, UserState
 from stream.core.views import account_view, user_view
 from stream.worker.metrics import REGISTRY
@@ -21,11 +22,7 @@ from stream.worker.metrics import REGISTRY
 if TYPE_CHECKING:
     from stream.worker.app import ActivationWorker
 
-MAX_ID_LENGTH = 256
-
-
-def valid_id(value: str) -> bool:
-    return 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
+__all__ = ["register_views", "valid_id"]
 
 
 def register_views(worker: ActivationWorker) -> None:
