@@ -169,19 +169,26 @@ def evaluate_user(user: UserState, criteria: Criteria) -> dict[str, int]:
     return reached
 
 
-def _account_rule(state: AccountState, m: AccountMilestone) -> int | None:
+def _account_rule(state: AccountState, m: AccountMilestone, before: int | None = None) -> int | None:
+    """When the account reached ``m`` (None: not reached). With ``before``, as
+    of that time: only members known and milestones reached before it count,
+    so a sweep's answer does not depend on how far past its midnight the
+    partition had got when it ran."""
     if m.event is not None:
         tally = _account_tally(state, m.event, m.where, m.signature)
-        return tally.time_of(m.min_count) if tally is not None else None
+        at = tally.time_of(m.min_count) if tally is not None else None
+        return None if at is None or (before is not None and at >= before) else at
     assert m.user_milestone is not None
     population = 0
     times: list[int] = []
     for member in state.members.values():
         if m.role is not None and member.role != m.role:
             continue
+        if before is not None and (member.since is None or member.since >= before):
+            continue
         population += 1
         at = member.reached.get(m.user_milestone)
-        if at is not None:
+        if at is not None and (before is None or at < before):
             times.append(at)
     if m.min_users is not None:
         need = m.min_users
@@ -194,6 +201,17 @@ def _account_rule(state: AccountState, m: AccountMilestone) -> int | None:
         return None
     times.sort()
     return times[need - 1]
+
+
+def account_reached_as_of(state: AccountState, criteria: Criteria, before: int) -> dict[str, int]:
+    """The account milestones reached before ``before``, judged on what was
+    known then (members who joined later do not dilute a share)."""
+    reached: dict[str, int] = {}
+    for m in criteria.account_milestones:
+        at = _account_rule(state, m, before)
+        if at is not None:
+            reached[m.id] = at
+    return reached
 
 
 def evaluate_account(state: AccountState, criteria: Criteria) -> dict[str, int]:
@@ -557,6 +575,7 @@ __all__ = [
     "Outcome",
     "Record",
     "Scalar",
+    "account_reached_as_of",
     "apply_envelope",
     "evaluate_account",
     "evaluate_user",

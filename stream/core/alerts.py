@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stream.core.activation import Record, account_base_time, record_id
+from stream.core.activation import Record, account_base_time, account_reached_as_of, rate_of, record_id
 from stream.core.criteria import Criteria
 from stream.core.engagement import window_total
-from stream.core.lifecycle import account_rate_as_of
 from stream.core.state import AccountState, Alert, Member
 from stream.core.timeutil import MS_PER_DAY, to_iso
 
@@ -68,7 +67,8 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
     base = account_base_time(state)
     if base is None or base >= at:
         return out
-    rate = account_rate_as_of(state, criteria, at)
+    as_of = account_reached_as_of(state, criteria, at)
+    rate = rate_of(as_of, criteria.account_milestone_ids)
     members = _known(state.members, at)
     current, _ = window_total(state.days, criteria.engagement, day - 6, day)
     previous, _ = window_total(state.days, criteria.engagement, day - 34, day - 7)
@@ -116,7 +116,7 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
         if mid in criteria.index.user_by_id:
             reached = any(t < at for mem in members.values() if (t := mem.reached.get(mid)) is not None)
         else:
-            reached = state.reached.get(mid, at) < at
+            reached = mid in as_of
         if waited >= rules.flagship_after_days and not reached:
             out[f"flagship_unadopted:{mid}"] = Condition(
                 "critical" if waited >= 2 * rules.flagship_after_days else "warning",

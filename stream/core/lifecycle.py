@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.core.activation import Record, rate_of, record_id
+from stream.core.activation import Record, account_reached_as_of, rate_of, record_id
 from stream.core.criteria import Criteria
 from stream.core.state import AccountState, trait
 from stream.core.timeutil import MS_PER_DAY, parse_timestamp_ms, to_iso
@@ -64,8 +64,9 @@ def _trigger(kind: str, r: Record, state: AccountState, **extra: Any) -> Trigger
 
 
 def account_rate_as_of(state: AccountState, criteria: Criteria, at: int) -> float:
-    """The account's rate counting only milestones reached before ``at``."""
-    return rate_of({k: t for k, t in state.reached.items() if t < at}, criteria.account_milestone_ids)
+    """The account's rate counting only milestones reached before ``at``, on
+    what was known then."""
+    return rate_of(account_reached_as_of(state, criteria, at), criteria.account_milestone_ids)
 
 
 def _timer_trigger(

@@ -200,8 +200,10 @@ def apply_to_directory(
             call = Envelope.from_dict(parked)
             call.account_id = env.account_id
             call.raw = None
+            # Its lateness stays its own (``lm``: how far its input partition
+            # had got when it was read): whether it waited here at all depends
+            # on how partitions interleaved, which must not decide its fate.
             call.lane, call.offset, call.index, call.sub = lane, env.offset, env.index, n
-            call.lm = env.lm  # its place in the lane is the group call's
             out.append(call)
         entry.pending = []
         return DirectoryOutcome(out, rejected=expired)

@@ -422,7 +422,9 @@ class ActivationWorker:
         # The first hop's running maximum starts again when its partition
         # moves to another worker; the lane's progress recorded here before
         # the move (never beyond the calls preceding this one) makes up for it.
-        lane_max = max(env.lm, clock.lanes.get(env.lane, 0))
+        # A parked call released by a group call (``sub``) rides that call's
+        # lane but was read from another partition: its own ``lm`` decides.
+        lane_max = env.lm if env.sub else max(env.lm, clock.lanes.get(env.lane, 0))
         late = env.kind == "track" and clock.is_late(lane_max, env.ts, self.settings.time)
         if late and not is_marked(state.applied, env.lane, env.position):
             metrics.ACCOUNT_CALLS.labels("late").inc()

@@ -68,3 +68,27 @@ def test_an_identify_with_only_an_anonymous_id_is_rejected():
 
     (got,) = decode_message(orjson.dumps({"type": "identify", "anonymousId": "v", "timestamp": "2026-10-01T00:00:00Z"}))
     assert isinstance(got, Rejection) and got.reason == "missing_id"
+
+
+def test_a_parked_call_is_late_or_not_by_its_own_partition_whatever_the_interleaving(criteria):
+    """A track call naming no account waits for its user's group call, which
+    comes from another input partition. Whether it had to wait depends on how
+    the partitions interleaved; whether it counts must not."""
+    from stream.core.replay import OfflinePipeline
+
+    early = track("m-early", "u", None, "Report Created", 10)
+    two_days = 2 * 24 * 60
+    busy = [track(f"m-{n}", "w", "other", "Logged In", two_days + n) for n in range(3)]
+    joins = group("u", "acme", two_days + 5)
+
+    def counted(order: list[tuple[int, bytes]]) -> tuple[dict[str, int], list[str]]:
+        p = OfflinePipeline(criteria, input_partitions=2)
+        for offset, (partition, value) in enumerate(order):
+            p.feed(value, partition=partition, offset=offset)
+        p.finish()
+        user = p.users[("acme", "u")]
+        return {e: t.n for e, t in user.events.items()}, [r.reason for r in p.rejections]
+
+    parked_first = counted([(0, early), *((1, b) for b in busy), (1, joins)])
+    group_first = counted([*((1, b) for b in busy), (1, joins), (0, early)])
+    assert parked_first == group_first == ({"Report Created": 1}, [])
