@@ -378,19 +378,26 @@ def late_and_out_of_order(run: Run) -> Criteria:
 
 
 def hostile_input(run: Run) -> Criteria:
-    """Bad messages interleaved with the workload; the worker must neither
-    restart nor grow without bound."""
-    from stream.hostile import hostile_messages
+    """Bad messages interleaved with the workload, and batches mixing good and
+    bad calls after it (their good calls are dated at the workload's end, so
+    they are not late); the worker must neither restart nor grow without
+    bound."""
+    from stream.hostile import count_good_calls, hostile_messages
 
     good = run.workload()
-    bad = hostile_messages(run.scale.hostile, seed=run.rng.randrange(1 << 30))
-    every = max(1, len(good) // len(bad))
+    last_ms = max(_ms(orjson.loads(v)["timestamp"]) for _k, v in good[-50:])
+    wall_ms = int(time.time() * 1000)  # what the broker will stamp: some calls are bad only against it
+    hostile = hostile_messages(run.scale.hostile, seed=run.rng.randrange(1 << 30), now_ms=last_ms, broker_ms=wall_ms)
+    bad = [m for m in hostile if count_good_calls([m]) == 0]
+    mixed = [m for m in hostile if count_good_calls([m]) > 0]
+    every = max(1, len(good) // max(1, len(bad)))
     out: list[Message] = []
     for n, m in enumerate(good):
         out.append(m)
         if n % every == 0 and bad:
             out.append(bad.pop())
-    out += bad
+    out += bad + mixed
+    run.result.notes.append(f"{len(hostile)} hostile messages ({len(mixed)} carrying good calls)")
     worker = run.cluster.workers[0]
     assert worker.process is not None
     pid = worker.process.pid

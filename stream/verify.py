@@ -26,8 +26,10 @@ Also checked:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -98,16 +100,28 @@ def expected_pipeline(settings: Settings, criteria: Criteria) -> OfflinePipeline
         time=settings.time,
         input_partitions=partition_count(settings, settings.topics.events) or 1,
     )
-    for msg in read_topic(settings, settings.topics.events):
-        ts_type, ts = msg.timestamp()
-        pipeline.feed(
-            msg.value() or b"",
-            partition=msg.partition(),
-            offset=msg.offset(),
-            broker_ts=ts if ts_type and ts > 0 else None,
-        )
+    for partition, offset, broker_ts, value in _in_append_order(settings):
+        pipeline.feed(value, partition=partition, offset=offset, broker_ts=broker_ts)
     pipeline.finish()  # the input is all there: every lane has gone quiet
     return pipeline
+
+
+def _in_append_order(settings: Settings) -> Iterator[tuple[int, int, int | None, bytes]]:
+    """The input topic's messages, partitions merged by broker timestamp (each
+    in its own order), as consumers reading all partitions at once meet them.
+
+    State does not depend on the order, but a sweep sees the accounts that
+    exist when it runs, and identify and group calls are never late: an
+    account whose calls all come after a midnight was swept is judged from the
+    next midnight on. Reading one whole partition after another would put
+    every partition's last calls before the next partition's first ones."""
+    by_partition: dict[int, list[tuple[int, int, int | None, bytes]]] = {}
+    for msg in read_topic(settings, settings.topics.events):
+        ts_type, ts = msg.timestamp()
+        broker_ts = ts if ts_type and ts > 0 else None
+        part = msg.partition()
+        by_partition.setdefault(part, []).append((part, msg.offset(), broker_ts, msg.value() or b""))
+    return heapq.merge(*by_partition.values(), key=lambda m: (m[2] or 0, m[0], m[1]))
 
 
 def expected_views(pipeline: OfflinePipeline, criteria: Criteria) -> dict[str, dict[str, Any]]:

@@ -41,8 +41,12 @@ def adopt_criteria(state: AccountState, users: dict[str, UserState], criteria: C
 
 def sweep_account(state: AccountState, criteria: Criteria, midnight: int) -> Produced:
     """Timer rules as of ``midnight``, at most once per account and midnight
-    (the account's own mark makes a replayed sweep a no-op)."""
-    if state.swept >= midnight:
+    (the account's own mark makes a replayed sweep a no-op).
+
+    Only accounts with a call dated before the midnight are swept: an account
+    whose first calls come just after it may exist when the sweep runs or not,
+    depending on how far its partition had got, so it starts at the next one."""
+    if state.swept >= midnight or state.first_seen is None or state.first_seen >= midnight:
         return Produced()
     state.swept = midnight
     return Produced(triggers=sweep_triggers(state, criteria, midnight), alerts=sweep_alerts(state, criteria, midnight))

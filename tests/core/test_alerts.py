@@ -222,3 +222,27 @@ def test_sweeps_do_not_depend_on_how_input_partitions_interleave():
     assert sequential[0] and sequential[1]  # the workload raises alerts and triggers
     for chunk in (1, 7, 200):
         assert _sweep_outputs(messages, chunk) == sequential, f"chunk {chunk}"
+
+
+def test_an_account_is_swept_from_the_first_midnight_after_its_first_call():
+    """Its createdAt may be weeks back, but whether a sweep just before its
+    first call would see it depends on how far the partition had got."""
+    from stream.core.clock import TimeRules
+    from tests.core.helpers import group, track
+
+    criteria = parse_criteria(yaml.safe_load((ROOT / "deploy" / "criteria.yaml").read_text()))
+    p = OfflinePipeline(criteria, time=TimeRules(allowed_lateness_ms=10**13))
+    day = 24 * 60
+    p.feed_all(
+        [
+            group("u", "acme", 2 * day + 600, createdAt="2026-09-01T00:00:00Z"),
+            track("m", "u", "acme", "Logged In", 2 * day + 601),
+        ]
+    )
+    state = p.accounts["acme"]
+    midnight_before = 1790812800000 + 2 * MS_PER_DAY  # 2026-10-03, the day of its first calls
+    assert to_iso(midnight_before) == "2026-10-03T00:00:00.000Z"
+    assert sweep_account(state, criteria, midnight_before).alerts == [] and state.swept == 0
+    produced = sweep_account(state, criteria, midnight_before + MS_PER_DAY)
+    assert state.swept == midnight_before + MS_PER_DAY
+    assert any(a["kind"] == "stalled_activation" for a in produced.alerts)  # 33 days since createdAt
