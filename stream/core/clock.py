@@ -120,6 +120,32 @@ class PartitionClock:
         return list(range(first, watermark + 1, MS_PER_DAY))
 
 
+#: Batch boundaries of the first hop's running maximum kept per input partition.
+LANE_HISTORY = 256
+
+
+def lane_max_before(history: list[list[int]], offset: int) -> int:
+    """The highest event time of an input partition before ``offset``, from
+    the ``[next_offset, running_max]`` pairs the first hop stored after each
+    of its batches (0 if none is that early).
+
+    A first hop that restarts, or takes over a partition, resumes at its
+    committed offset, a batch boundary: so it resumes with exactly the running
+    maximum it (or a replay from offset 0) had there, and a call is late or
+    not whatever crashed in between. The running maximum only grows with the
+    offset, so the latest boundary at or before ``offset`` has it."""
+    return max((top for next_offset, top in history if next_offset <= offset), default=0)
+
+
+def record_lane_max(history: list[list[int]], next_offset: int, top: int) -> list[list[int]]:
+    """``history`` with the boundary ``next_offset`` added, the most recent
+    :data:`LANE_HISTORY` boundaries kept (a boundary seen again after a restart
+    has the same maximum: the input did not change)."""
+    by_offset = {o: t for o, t in history}
+    by_offset[next_offset] = max(top, by_offset.get(next_offset, 0))
+    return [[o, by_offset[o]] for o in sorted(by_offset)[-LANE_HISTORY:]]
+
+
 def lateness_detail(lane_max: int, ts: int, rules: TimeRules) -> str:
     return f"event time {ts} is more than {rules.allowed_lateness_ms} ms behind its input partition's latest {lane_max}"
 

@@ -31,7 +31,7 @@ import orjson
 from faust.types import EventT
 
 from stream.core.activation import Record, apply_envelope, new_account, new_user
-from stream.core.clock import PartitionClock, expected_lanes, lateness_detail
+from stream.core.clock import PartitionClock, expected_lanes, lane_max_before, lateness_detail, record_lane_max
 from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
@@ -120,6 +120,8 @@ class ActivationWorker:
         self.accounts = raw_table(app, "accounts", settings.partitions)
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
+        #: input lane -> the first hop's running maximum at its batch boundaries
+        self.input_lanes = raw_table(app, "input-lanes", settings.input_partitions or settings.partitions)
         self.criteria_by_partition: dict[int, Criteria] = {}
         self.clocks: dict[int, PartitionClock] = {}
         inputs = settings.input_partitions or settings.partitions
@@ -184,6 +186,7 @@ class ActivationWorker:
         gauges.zero_product_gauges()
         self.criteria_by_partition.clear()
         self.clocks.clear()
+        self.input_lane_max.clear()  # resumed from the input-lanes table where reading resumes
         self.account_cache.clear()
         self.user_cache.clear()
 
@@ -262,12 +265,33 @@ class ActivationWorker:
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
+            last: dict[tuple[str, int], EventT[bytes]] = {}
             for event in events:
+                source = (event.message.topic, event.message.partition)
+                if source not in self.input_lane_max:
+                    self._resume_lane(event)
+                last[source] = event
                 try:
                     self._ingest_one(event, outbox)
                 except Exception as exc:
                     self._failed(outbox, event, exc)
             await self._send(outbox)
+            for source, event in last.items():  # after the data it covers, like every state
+                with in_partition_of(event):
+                    key = direct_lane(*source).encode()
+                    history = orjson.loads(self.input_lanes.get(key) or b"[]")
+                    next_offset = event.message.offset + 1
+                    self.input_lanes[key] = orjson.dumps(
+                        record_lane_max(history, next_offset, self.input_lane_max.get(source, 0))
+                    )
+
+    def _resume_lane(self, event: EventT[bytes]) -> None:
+        """The running maximum of the event's input partition where this
+        worker resumes reading it (see :func:`lane_max_before`)."""
+        msg = event.message
+        with in_partition_of(event):
+            history = orjson.loads(self.input_lanes.get(direct_lane(msg.topic, msg.partition).encode()) or b"[]")
+        self.input_lane_max[(msg.topic, msg.partition)] = lane_max_before(history, msg.offset)
 
     def _ingest_one(self, event: EventT[bytes], outbox: Outbox) -> None:
         msg = event.message
@@ -419,16 +443,12 @@ class ActivationWorker:
     def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
         state = self._load_account(env.account_id, criteria, dirty)
         clock = self.partition_clock(dirty.partition)
-        # The first hop's running maximum starts again when its partition
-        # moves to another worker; the lane's progress recorded here before
-        # the move (never beyond the calls preceding this one) makes up for it.
-        # A parked call released by a group call (``sub``) rides that call's
-        # lane but was read from another partition: its own ``lm`` decides.
-        lane_max = env.lm if env.sub else max(env.lm, clock.lanes.get(env.lane, 0))
-        late = env.kind == "track" and clock.is_late(lane_max, env.ts, self.settings.time)
+        # ``lm``: its input partition's running maximum at the call, exact
+        # across restarts and moves of the first hop (see _resume_lane)
+        late = env.kind == "track" and clock.is_late(env.lm, env.ts, self.settings.time)
         if late and not is_marked(state.applied, env.lane, env.position):
             metrics.ACCOUNT_CALLS.labels("late").inc()
-            outbox.dead_envelopes.append(("late", lateness_detail(lane_max, env.ts, self.settings.time), env))
+            outbox.dead_envelopes.append(("late", lateness_detail(env.lm, env.ts, self.settings.time), env))
             return
         if env.lm:
             clock.observe(env.lane, env.lm, dirty.now)

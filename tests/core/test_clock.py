@@ -87,3 +87,21 @@ def test_late_decisions_do_not_depend_on_how_lanes_interleave(calls):
     in_order = list(range(len(calls)))
     by_lane = sorted(in_order, key=lambda i: calls[i][0])
     assert late(in_order) == late(by_lane)
+
+
+def test_the_first_hop_resumes_with_the_running_maximum_at_its_offset():
+    from stream.core.clock import LANE_HISTORY, lane_max_before, record_lane_max
+
+    history: list[list[int]] = []
+    for next_offset, top in ((100, 5), (250, 9), (400, 9), (600, 14)):
+        history = record_lane_max(history, next_offset, top)
+    assert lane_max_before(history, 0) == 0  # nothing read yet
+    assert lane_max_before(history, 250) == 9  # a committed batch boundary: exact
+    assert lane_max_before(history, 399) == 9
+    assert lane_max_before(history, 600) == 14
+    # a restart at 250 records the same boundaries again: nothing changes
+    assert record_lane_max(history, 400, 9) == history
+    long: list[list[int]] = []
+    for n in range(1, LANE_HISTORY + 50):
+        long = record_lane_max(long, n * 10, n)
+    assert len(long) == LANE_HISTORY and long[-1] == [(LANE_HISTORY + 49) * 10, LANE_HISTORY + 49]
