@@ -32,6 +32,7 @@ from mode import Service
 
 from stream.kafka_admin import measured_end_offsets
 from stream.settings import Settings
+from stream.worker import metrics
 from stream.worker.gauges import refresh_recovery
 
 log = logging.getLogger("stream.recovery")
@@ -49,6 +50,9 @@ class MeasuredEndRecovery(Recovery):  # type: ignore[misc]
         """Runs as long as the service does, ready or not (refresh_recovery never raises)."""
         async for _sleep_time in self.itertimer(self.gauge_interval, name="Recovery.gauges"):
             refresh_recovery(self.tables)
+            # readiness too, so it turns 1 as soon as a restore ends (the app's
+            # gauge timer runs only every 15 s)
+            metrics.WORKER_READY.set(1 if self.app.rebalancing is False and self.completed.is_set() else 0)
 
     async def _build_highwaters(self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)
