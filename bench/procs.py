@@ -44,6 +44,12 @@ def vm_hwm_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -119,6 +125,9 @@ class Worker:
         """The worker's metrics (a busy worker may answer slowly: its HTTP
         server shares the event loop with the agents)."""
         return parse_metrics(httpx.get(f"{self.url}/metrics", timeout=timeout).text)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
 
     def peak_rss(self) -> int:
         return vm_hwm_bytes(self.pid)

@@ -161,6 +161,9 @@ class PipelineRun:
     dead_letters: float
     #: every call applied (False: stopped after ``max_seconds``)
     complete: bool
+    #: calls per CPU second of the workers, over the same span: less sensitive
+    #: than ``rate`` to other load on the machine
+    per_cpu_second: float = 0.0
 
 
 def counted(workers: list[Worker]) -> tuple[float, float]:
@@ -181,6 +184,7 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
     for w in workers:
         w.wait_ready()
     t0 = c0 = None
+    cpu0 = 0.0
     last_change, last = time.monotonic(), -1.0
     deadline = time.monotonic() + timeout
     while True:
@@ -190,6 +194,7 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
         now = time.monotonic()
         if t0 is None and calls > 0:
             t0, c0 = now, calls
+            cpu0 = sum(w.cpu_seconds() for w in workers)
         if calls != last:
             last, last_change = calls, now
         if calls >= expected or (max_seconds is not None and t0 is not None and now - t0 >= max_seconds):
@@ -200,11 +205,13 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
             raise RuntimeError(f"{app.app_id}: {calls:.0f}/{expected} calls applied, stalled; see {app.workdir}")
         time.sleep(0.1 if t0 is None else 0.25)
     assert t0 is not None and c0 is not None
+    cpu = max(sum(w.cpu_seconds() for w in workers) - cpu0, 1e-3)
     seconds = max(now - t0, 1e-3)
     rate = (calls - c0) / seconds if calls > c0 else calls / seconds
     rebalances = sum(metric_sum(w.metrics(), "stream_rebalances_total") for w in workers)
     rss = [w.peak_rss() for w in workers]
-    return PipelineRun(n_workers, int(calls), seconds, rate, rss, rebalances, dlq, calls + dlq >= expected)
+    done = calls + dlq >= expected
+    return PipelineRun(n_workers, int(calls), seconds, rate, rss, rebalances, dlq, done, (calls - c0) / cpu)
 
 
 def restore_run(app: App) -> dict[str, float]:
@@ -423,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="phases to run, comma-separated: limit,core,naive,single,batch,two,latency",
     )
+    parser.add_argument("--latency-rate", type=float, help="calls/s of the latency run (default: half the single peak)")
     parser.add_argument("--timeout", type=float, default=1200)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data) and print where it is")
     parser.add_argument("--out", default="bench-results.json")
@@ -510,8 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             single = median_run([r for r in single_runs if r]) if any(single_runs) else None
             batch = median_run([r for r in batch_runs if r]) if any(batch_runs) else None
             latency = None
-            if single is not None:
-                latency_rate = single.rate / 2
+            if single is not None or args.latency_rate:
+                latency_rate = args.latency_rate or single.rate / 2
                 live_topic = "bench.live"
                 create_topic(bootstrap, live_topic)
                 latency = phase(

@@ -51,6 +51,19 @@ def prepare(settings: Settings) -> Criteria:
     return published
 
 
+def use_uvloop() -> bool:
+    """uvloop's event loop when it is installed: Faust spends much of its time
+    in the loop's own machinery (handles, futures, selectors)."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    import asyncio
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
 def run_worker(settings: Settings) -> None:
     import faust
 
@@ -60,5 +73,6 @@ def run_worker(settings: Settings) -> None:
     # each input partition is a lane the event-time watermark waits for
     settings = replace(settings, input_partitions=partition_count(settings, settings.topics.events))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    use_uvloop()
     worker = ActivationWorker(settings, criteria)
     faust.Worker(worker.app, loglevel=settings.log_level.upper()).execute_from_commandline()
