@@ -45,8 +45,9 @@ Message = tuple[bytes | None, bytes]
 CHAOS_OVERRIDES = {
     **{k: v for k, v in TEST_OVERRIDES.items() if not k.startswith("STREAM_CACHE_")},
     "STREAM_ALLOWED_LATENESS_SECONDS": "21600",
-    # longer than the broker freeze, short enough that the final sweep comes soon
-    "STREAM_IDLE_LANE_SECONDS": "20",
+    # longer than any stall a fault causes (the 15 s freeze, the backlog after
+    # it), as in production; short enough that the final sweep comes soon
+    "STREAM_IDLE_LANE_SECONDS": "60",
     "STREAM_TICK_SECONDS": "1",
 }
 FREEZE_SECONDS = 15.0
