@@ -35,6 +35,8 @@ import json
 import os
 import platform
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -214,11 +216,12 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
     return PipelineRun(n_workers, int(calls), seconds, rate, rss, rebalances, dlq, done, (calls - c0) / cpu)
 
 
-def restore_run(app: App) -> dict[str, float]:
+def restore_run(app: App, timeout: float) -> dict[str, float]:
     """A worker started on an empty data dir restores the app's tables from
     their changelogs: keys (and changelog messages) per second of restore."""
-    worker = app.start_worker("restore", wipe=True).wait_ready()
+    worker = app.start_worker("restore", wipe=True)
     try:
+        worker.wait_ready(timeout)
         deadline = time.monotonic() + 60
         while True:  # the table gauges are refreshed every few seconds
             samples = worker.metrics()
@@ -343,7 +346,6 @@ def naive_run(broker: EmbeddedBroker, topic: str, workdir: Path, expected: int, 
     """The naive Faust baseline on the same topic, for at most ``cap_seconds``
     after its first event."""
     import subprocess
-    import sys
 
     progress = workdir / "naive-progress.txt"
     env = dict(
@@ -435,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data) and print where it is")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
+    # stopped from outside: unwind, so every worker and the broker are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     spec = SMALL if args.small else BenchSpec()
     spec = replace(
@@ -508,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             if "batch" in phases:
                 batch_app = app(f"bench-batch-{args.runs - 1}", batch_topic)
                 state_bytes = dir_bytes(workdir / batch_app.app_id / "w0" / "data")
-                restore = phase("batch.restore", lambda: restore_run(batch_app))
+                restore = phase("batch.restore", lambda: restore_run(batch_app, args.timeout))
             two_single = phase(
                 "two.single", lambda: _pipeline(app("bench-two-single", single_topic), 2, n, args.timeout, cap)
             )

@@ -63,7 +63,7 @@ class BenchSpec:
     accounts: int = 10_000
     users: int = 100_000
     #: Track calls over the period (group and identify calls come on top: 2 per user).
-    tracks: int = 400_000
+    tracks: int = 200_000
     days: int = 14
     seed: int = 11
     start: datetime = datetime(2026, 10, 1, tzinfo=UTC)

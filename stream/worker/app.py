@@ -81,6 +81,13 @@ TICK = b'{"tick":1}'
 #: How far each lane has got, sent downstream after every batch.
 PROGRESS_PREFIX = b'{"progress":'
 USER_KEY_SEP = "\x1f"
+#: The first hop sends what it has decoded once it holds this many calls (a
+#: batch of Segment batch envelopes can hold a hundred times more calls than
+#: messages), and again at the end of its batch.
+INGEST_FLUSH_CALLS = 20_000
+#: Packed messages the stateful agents take per batch at most: what a batch
+#: holds in memory stays bounded (tens of thousands of calls).
+PACKED_BATCH_MAX = 256
 #: The state gauges are refreshed at most every this many times as long as a refresh takes.
 GAUGE_COST_FACTOR = 20
 
@@ -217,9 +224,11 @@ class ActivationWorker:
         # state's changelog, which is the wrong order.
         pending: list[Any] = []
         for partition, envs in outbox.to_users.items():
-            pending.append(await self.user_topic.send(value=pack(envs), partition=partition, force=True))
+            for packed in pack(envs):
+                pending.append(await self.user_topic.send(value=packed, partition=partition, force=True))
         for partition, envs in outbox.to_accounts.items():
-            pending.append(await self.account_topic.send(value=pack(envs), partition=partition, force=True))
+            for packed in pack(envs):
+                pending.append(await self.account_topic.send(value=packed, partition=partition, force=True))
         if outbox.progress:  # after the data it covers, to every partition
             every = orjson.dumps({"progress": outbox.progress})
             direct = {k: v for k, v in outbox.progress.items() if k.startswith("d:")}
@@ -287,6 +296,9 @@ class ActivationWorker:
                     self._ingest_one(event, outbox)
                 except Exception as exc:
                     self._failed(outbox, event, exc)
+                if outbox.calls >= INGEST_FLUSH_CALLS:  # Segment batches: bound what a batch holds
+                    await self._send(outbox)
+                    outbox = Outbox(self.settings.partitions)
             await self._send(outbox)
             for source, event in last.items():  # after the data it covers, like every state
                 with in_partition_of(event):
@@ -340,7 +352,9 @@ class ActivationWorker:
         a pending change, ``handle`` each event into it (inside the partition's
         table context), ``close`` it, send the outputs, then ``finish`` (write)
         the change."""
-        async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
+        # internal messages are packed (batching.PACK_MAX_BYTES each): fewer per batch
+        batch_max = min(self.settings.batch_max, PACKED_BATCH_MAX)
+        async for events in stream.take_events(batch_max, self.settings.batch_wait_ms / 1000):
             outbox = Outbox(self.settings.partitions)
             changed: list[tuple[EventT[bytes], Any]] = []
             for partition, group in by_partition(events).items():

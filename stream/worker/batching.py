@@ -28,6 +28,10 @@ from stream.core.envelope import Envelope
 from stream.core.partitioning import partition_for
 
 PACKED_PREFIX = b'{"calls":'
+#: A packed message stays under this many bytes (Kafka's and Faust's producer
+#: limit is 1 MB by default): a batch of Segment batch envelopes can carry far
+#: more calls for one partition than that, so it is sent as several messages.
+PACK_MAX_BYTES = 64 * 1024
 
 
 @contextlib.contextmanager
@@ -48,8 +52,23 @@ def by_partition(events: Sequence[EventT[Any]]) -> dict[int, list[EventT[Any]]]:
     return groups
 
 
-def pack(envelopes: list[Envelope]) -> bytes:
-    return orjson.dumps({"calls": [e.to_dict() for e in envelopes]})
+def pack(envelopes: list[Envelope], max_bytes: int = PACK_MAX_BYTES) -> list[bytes]:
+    """The envelopes as packed messages, in order, each under ``max_bytes``
+    (unless one envelope alone is larger: it then travels alone)."""
+    dumps = orjson.dumps
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for env in envelopes:
+        item = dumps(env.to_dict())
+        if chunk and size + len(item) + 1 > max_bytes - 16:
+            out.append(PACKED_PREFIX + b"[" + b",".join(chunk) + b"]}")
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        out.append(PACKED_PREFIX + b"[" + b",".join(chunk) + b"]}")
+    return out
 
 
 def unpack(value: bytes) -> list[Envelope]:
@@ -82,6 +101,8 @@ class Outbox:
     progress: dict[str, int] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
     dead_envelopes: list[tuple[str, str, Envelope]] = field(default_factory=list)
+    #: envelopes in ``to_accounts`` and ``to_users``
+    calls: int = 0
 
     def add(self, produced: Any) -> None:
         """Take a core step's output records (a ``Produced``)."""
@@ -95,6 +116,8 @@ class Outbox:
 
     def to_account(self, env: Envelope) -> None:
         self.to_accounts[partition_for(env.account_id, self.partitions)].append(env)
+        self.calls += 1
 
     def to_user(self, env: Envelope) -> None:
         self.to_users[partition_for(env.user_id, self.partitions)].append(env)
+        self.calls += 1
