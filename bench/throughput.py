@@ -20,7 +20,7 @@ Prints one table (each figure, its ratio to the limit, the target) and writes
 JSON (``--out``). A benchmark, not a test: `--small` is the version CI runs to
 keep it working (figures meaningless).
 
-    python -m bench.throughput            # the full run (~10-15 min on 2 cores)
+    python -m bench.throughput            # the full run (~20 min on 2 cores)
     python -m bench.throughput --small    # a few thousand calls (~1.5 min)
 
 ``BENCH_OVERRIDES=STREAM_BATCH_MAX=2000,STREAM_BATCH_WAIT_MS=50`` passes settings
