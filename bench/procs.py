@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,25 +12,10 @@ from pathlib import Path
 
 import httpx
 
-from stream.broker import die_with_parent, free_port
+from stream.broker import free_port
+from tests.integration.harness import WorkerProcess, parse_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-STREAM = str(Path(sys.executable).parent / "stream")
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text -> {"name{labels}": value} (comments left out)."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-def metric_sum(samples: dict[str, float], name: str) -> float:
-    """Sum of a metric over all its label sets."""
-    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
 
 
 def vm_hwm_bytes(pid: int) -> int:
@@ -69,20 +51,13 @@ def log_times(log: Path, needle: str) -> list[float]:
 
 
 @dataclass
-class Worker:
-    """One `stream worker` process with its own data dir and web port."""
+class Worker(WorkerProcess):
+    """The test harness's worker process, with a name, its data dir and the
+    figures the benchmark reads from it."""
 
-    name: str
-    env: dict[str, str]
-    data_dir: Path
-    log_path: Path
-    web_port: int
-    process: subprocess.Popen[bytes] | None = None
+    name: str = "w0"
+    data_dir: Path = Path()
     started_at: float = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
 
     @property
     def pid(self) -> int:
@@ -90,17 +65,8 @@ class Worker:
         return self.process.pid
 
     def start(self) -> Worker:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.started_at = time.time()
-        self.process = subprocess.Popen(
-            [STREAM, "worker"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        super().start()
         return self
 
     def alive(self) -> bool:
@@ -110,16 +76,8 @@ class Worker:
         return True
 
     def wait_ready(self, timeout: float = 180.0) -> Worker:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.alive()
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+        super().wait_ready(timeout)
+        return self
 
     def metrics(self, timeout: float = 120.0) -> dict[str, float]:
         """The worker's metrics (a busy worker may answer slowly: its HTTP
@@ -131,17 +89,6 @@ class Worker:
 
     def peak_rss(self) -> int:
         return vm_hwm_bytes(self.pid)
-
-    def stop(self, timeout: float = 60.0) -> None:
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
@@ -186,7 +133,7 @@ class App:
         data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         log = self.workdir / self.app_id / f"{name}.log"
-        worker = Worker(name, self.env(data_dir, port), data_dir, log, port).start()
+        worker = Worker(self.env(data_dir, port), log, port, name=name, data_dir=data_dir).start()
         self.workers.append(worker)
         return worker
 

@@ -51,9 +51,10 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.procs import ROOT, App, Worker, dir_bytes, log_times, metric_sum
+from bench.procs import ROOT, App, Worker, dir_bytes, log_times
 from bench.workload import BenchSpec, BenchWorkload, live_calls
 from stream.broker import EmbeddedBroker, die_with_parent, free_port
+from tests.integration.harness import metric_sum
 
 SMALL = BenchSpec(accounts=200, users=2_000, tracks=6_000, days=7)
 PARTITIONS = 4

@@ -36,7 +36,15 @@ from stream.core.criteria import Criteria, parse_criteria
 from stream.settings import Settings, load_settings
 from stream.verify import Report, expected_pipeline, expected_views, fetch_views, verify
 from stream.workload import WorkloadSpec, generate_messages
-from tests.integration.harness import ROOT, TEST_OVERRIDES, Cluster, WorkerProcess, wait_until
+from tests.integration.harness import (
+    ROOT,
+    TEST_OVERRIDES,
+    Cluster,
+    WorkerProcess,
+    metric_sum,
+    parse_metrics,
+    wait_until,
+)
 
 Message = tuple[bytes | None, bytes]
 
@@ -114,10 +122,9 @@ class Result:
 def metric_total(worker: WorkerProcess, name: str) -> float:
     """Sum of a metric's samples on one worker (0 when it does not answer)."""
     try:
-        text = worker.get("/metrics").text
+        return metric_sum(parse_metrics(worker.get("/metrics").text), name)
     except httpx.HTTPError:
         return 0.0
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + "{", name + " ")))
 
 
 def rss_bytes(pid: int) -> int:
@@ -185,6 +192,13 @@ class Run:
 
     def wait_produced(self, fraction: float) -> None:
         wait_until(lambda: self.produced >= fraction * self.total, 600, 0.05, f"{fraction:.0%} of the workload")
+
+    def producing(self, wait: float = 0.0) -> bool:
+        """True while the producer thread is still publishing (after waiting
+        at most ``wait`` seconds for it to end)."""
+        assert self._thread is not None
+        self._thread.join(wait)
+        return self._thread.is_alive()
 
     def finish_producing(self) -> None:
         assert self._thread is not None
@@ -405,9 +419,8 @@ def hostile_input(run: Run) -> Criteria:
     rss_start = rss_bytes(pid)
     peak = rss_start
     run.start_producing(out)
-    while run._thread is not None and run._thread.is_alive():
+    while run.producing(0.5):
         peak = max(peak, rss_bytes(pid))
-        run._thread.join(0.5)
     run.finish_producing()
     if worker.process is None or worker.process.poll() is not None or worker.process.pid != pid:
         raise AssertionError("the worker exited on hostile input")

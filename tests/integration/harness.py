@@ -45,6 +45,21 @@ TEST_OVERRIDES = {
 }
 
 
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text -> {"name{labels}": value} (comments left out)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def metric_sum(samples: dict[str, float], name: str) -> float:
+    """Sum of a metric over all its label sets."""
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
 def wait_until(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> T:
     """Poll ``fn`` until it returns something truthy (its value is returned)."""
     deadline = time.monotonic() + timeout
