@@ -1,5 +1,5 @@
 """Hostile input never stops the processor and is never lost: over 10k generated
-bad messages (stream/hostile.py) and property-based random input, every bad
+bad messages (stream/hostile/) and property-based random input, every bad
 record becomes a rejection with a known reason (the DLQ) and every good call,
 even in a batch full of bad ones, is applied."""
 
