@@ -94,7 +94,7 @@ def test_worker_start_logs_no_secret(monkeypatch, caplog, tmp_path):
     from dataclasses import replace
 
     from stream.worker import run
-    from stream.worker.app import faust_credentials, make_app
+    from stream.worker.faust_app import faust_credentials, make_app
 
     monkeypatch.setattr(run, "ensure_topics", lambda settings: None)
     monkeypatch.setattr(run, "published_criteria", lambda settings: None)

@@ -64,7 +64,7 @@ from stream.worker.batching import (
     unpack,
 )
 from stream.worker.dlq import DeadLetters
-from stream.worker.recovery import complete_recovery_table_manager
+from stream.worker.faust_app import RawTable, confirm_batch, make_app, raw_table
 from stream.worker.web import register_views
 
 log = logging.getLogger("stream.worker")
@@ -132,6 +132,7 @@ class ActivationWorker:
         self.directory = raw_table(app, "directory", settings.partitions)
         #: input lane -> the first hop's running maximum at its batch boundaries
         self.input_lanes = raw_table(app, "input-lanes", settings.input_partitions or settings.partitions)
+        self.tables: tuple[RawTable, ...] = (self.accounts, self.users, self.directory, self.input_lanes)
         self.criteria_by_partition: dict[int, Criteria] = {}
         self.clocks: dict[int, PartitionClock] = {}
         inputs = settings.input_partitions or settings.partitions
@@ -285,29 +286,33 @@ class ActivationWorker:
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
-            outbox = Outbox(self.settings.partitions)
-            last: dict[tuple[str, int], EventT[bytes]] = {}
-            for event in events:
-                source = (event.message.topic, event.message.partition)
-                if source not in self.input_lane_max:
-                    self._resume_lane(event)
-                last[source] = event
-                try:
-                    self._ingest_one(event, outbox)
-                except Exception as exc:
-                    self._failed(outbox, event, exc)
-                if outbox.calls >= INGEST_FLUSH_CALLS:  # Segment batches: bound what a batch holds
-                    await self._send(outbox)
-                    outbox = Outbox(self.settings.partitions)
-            await self._send(outbox)
-            for source, event in last.items():  # after the data it covers, like every state
-                with in_partition_of(event):
-                    key = direct_lane(*source).encode()
-                    history = orjson.loads(self.input_lanes.get(key) or b"[]")
-                    next_offset = event.message.offset + 1
-                    self.input_lanes[key] = orjson.dumps(
-                        record_lane_max(history, next_offset, self.input_lane_max.get(source, 0))
-                    )
+            async with confirm_batch(events, self.tables):
+                await self._ingest_batch(events)
+
+    async def _ingest_batch(self, events: list[EventT[bytes]]) -> None:
+        outbox = Outbox(self.settings.partitions)
+        last: dict[tuple[str, int], EventT[bytes]] = {}
+        for event in events:
+            source = (event.message.topic, event.message.partition)
+            if source not in self.input_lane_max:
+                self._resume_lane(event)
+            last[source] = event
+            try:
+                self._ingest_one(event, outbox)
+            except Exception as exc:
+                self._failed(outbox, event, exc)
+            if outbox.calls >= INGEST_FLUSH_CALLS:  # Segment batches: bound what a batch holds
+                await self._send(outbox)
+                outbox = Outbox(self.settings.partitions)
+        await self._send(outbox)
+        for source, event in last.items():  # after the data it covers, like every state
+            with in_partition_of(event):
+                key = direct_lane(*source).encode()
+                history = orjson.loads(self.input_lanes.get(key) or b"[]")
+                next_offset = event.message.offset + 1
+                self.input_lanes[key] = orjson.dumps(
+                    record_lane_max(history, next_offset, self.input_lane_max.get(source, 0))
+                )
 
     def _resume_lane(self, event: EventT[bytes]) -> None:
         """The running maximum of the event's input partition where this
@@ -355,26 +360,37 @@ class ActivationWorker:
         # internal messages are packed (batching.PACK_MAX_BYTES each): fewer per batch
         batch_max = min(self.settings.batch_max, PACKED_BATCH_MAX)
         async for events in stream.take_events(batch_max, self.settings.batch_wait_ms / 1000):
-            outbox = Outbox(self.settings.partitions)
-            changed: list[tuple[EventT[bytes], Any]] = []
-            for partition, group in by_partition(events).items():
-                with in_partition_of(group[-1]):
-                    pending = start(partition)
-                    for event in group:
-                        try:
-                            handle(event, partition, pending, outbox)
-                        except Exception as exc:
-                            self._failed(outbox, event, exc)
-                    if close is not None:
-                        try:
-                            close(partition, pending, outbox)
-                        except Exception as exc:  # a sweep must not stop the partition
-                            log.error("sweep failed on partition %d: %r", partition, exc, exc_info=exc)
-                    changed.append((group[-1], pending))
-            await self._send(outbox)  # outputs before state: see _send
-            for anchor, pending in changed:
-                with in_partition_of(anchor):
-                    finish(pending)
+            async with confirm_batch(events, self.tables):
+                await self._batch(events, start, handle, finish, close)
+
+    async def _batch(
+        self,
+        events: list[EventT[bytes]],
+        start: Callable[[int], Any],
+        handle: Callable[[EventT[bytes], int, Any, Outbox], None],
+        finish: Callable[[Any], None],
+        close: Callable[[int, Any, Outbox], None] | None,
+    ) -> None:
+        outbox = Outbox(self.settings.partitions)
+        changed: list[tuple[EventT[bytes], Any]] = []
+        for partition, group in by_partition(events).items():
+            with in_partition_of(group[-1]):
+                pending = start(partition)
+                for event in group:
+                    try:
+                        handle(event, partition, pending, outbox)
+                    except Exception as exc:
+                        self._failed(outbox, event, exc)
+                if close is not None:
+                    try:
+                        close(partition, pending, outbox)
+                    except Exception as exc:  # a sweep must not stop the partition
+                        log.error("sweep failed on partition %d: %r", partition, exc, exc_info=exc)
+                changed.append((group[-1], pending))
+        await self._send(outbox)  # outputs before state: see _send
+        for anchor, pending in changed:
+            with in_partition_of(anchor):
+                finish(pending)
 
     async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
         await self._batches(stream, lambda _p: {}, self._directory_one, self._write_entries)
@@ -693,79 +709,3 @@ class _Dirty:
     now: int = field(default_factory=utc_now_ms)
     accounts: dict[str, AccountState] = field(default_factory=dict)
     users: dict[tuple[str, str], UserState] = field(default_factory=dict)
-
-
-class RawTable(faust.Table):  # type: ignore[misc]
-    """A table of bytes to bytes: values are the core's own compact encoding.
-
-    Faust picks the json codec for a table without a model, and bakes it into
-    the changelog topic when the table is registered; HTTP routing then hashes
-    a json-quoted key and asks the wrong worker. Raw from the start avoids both
-    that and encoding every value twice.
-    """
-
-    def _serializer_from_type(self, typ: Any) -> str:
-        return "raw"
-
-    async def on_changelog_event(self, event: EventT) -> None:
-        """Faust's recovery calls this once per changelog message it restores
-        (or a standby copy follows): counted for the recovery metrics."""
-        await super().on_changelog_event(event)
-        gauges.count_restored(self.app.tables.recovery, self.name, event.message.tp)
-
-
-#: RocksDB memory per table partition (Faust's defaults are 3 x 64 MB memtables
-#: and a 2 GB block cache for each, which no worker of ours needs).
-ROCKSDB_OPTIONS = {
-    "write_buffer_size": 16 * 2**20,
-    "max_write_buffer_number": 2,
-    "block_cache_size": 32 * 2**20,
-    "block_cache_compressed_size": 0,
-}
-
-
-def raw_table(app: faust.App, name: str, partitions: int) -> faust.Table:
-    table = RawTable(app, name=name, partitions=partitions, beacon=app.tables.beacon, options=dict(ROCKSDB_OPTIONS))
-    return app.tables.add(table)
-
-
-def make_app(settings: Settings) -> faust.App:
-    return faust.App(
-        settings.app_id,
-        broker=settings.faust_broker,
-        store="rocksdb://",
-        datadir=str(settings.data_dir),
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_bind=settings.web_host,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        key_serializer="raw",
-        value_serializer="raw",
-        consumer_auto_offset_reset="earliest",
-        table_standby_replicas=settings.standby_replicas,
-        broker_session_timeout=settings.group.session_timeout_s,
-        broker_heartbeat_interval=settings.group.heartbeat_interval_s,
-        broker_rebalance_timeout=settings.group.rebalance_timeout_s,
-        stream_recovery_delay=0.0,
-        broker_credentials=faust_credentials(settings),
-        TableManager=complete_recovery_table_manager(settings),
-    )
-
-
-def faust_credentials(settings: Settings) -> Any:
-    """SASL/SSL for Faust's own clients, from the same environment variables."""
-    sec = settings.security
-    if sec.protocol == "PLAINTEXT":
-        return None
-    import ssl
-
-    context = ssl.create_default_context(cafile=sec.ssl_cafile) if "SSL" in sec.protocol else None
-    if sec.protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=sec.sasl_username,
-            password=sec.sasl_password,
-            mechanism=sec.sasl_mechanism or "PLAIN",
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context)

@@ -1,0 +1,138 @@
+"""The Faust app and its tables, configured for at-least-once with state.
+
+Two things here exist because Faust's own guarantees stop short of what the
+pipeline needs:
+
+* Table writes reach the changelog through Faust's producer buffer, which
+  commits input offsets without waiting for it, and whose flush on a rebalance
+  or a shutdown gives up after 0.1 s without a send. A partition handed to
+  another worker could then be restored without the last writes of a batch
+  whose offsets were already committed: calls lost, silently. So every
+  :class:`RawTable` keeps the delivery futures of its changelog messages, and
+  :func:`confirm_batch` waits for them before the batch is acknowledged.
+* Faust's ``take_events`` acknowledges a batch's messages when the batch is
+  left, even when it is left by an exception or a cancellation half-way.
+  :func:`confirm_batch` keeps such a batch unacknowledged, so its offsets are
+  never committed and it is processed again (idempotently) after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from stream.settings import Settings
+from stream.worker import gauges
+from stream.worker.recovery import complete_recovery_table_manager
+
+
+class RawTable(faust.Table):  # type: ignore[misc]
+    """A table of bytes to bytes: values are the core's own compact encoding.
+
+    Faust picks the json codec for a table without a model, and bakes it into
+    the changelog topic when the table is registered; HTTP routing then hashes
+    a json-quoted key and asks the wrong worker. Raw from the start avoids both
+    that and encoding every value twice.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: changelog messages sent and not yet confirmed delivered
+        self.unconfirmed: list[asyncio.Future[Any]] = []
+
+    def _serializer_from_type(self, typ: Any) -> str:
+        return "raw"
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        self.unconfirmed.append(fut)
+        return fut
+
+    async def changelog_delivered(self) -> None:
+        """Wait until every changelog message sent so far is on the broker."""
+        pending, self.unconfirmed = self.unconfirmed, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def on_changelog_event(self, event: EventT) -> None:
+        """Faust's recovery calls this once per changelog message it restores
+        (or a standby copy follows): counted for the recovery metrics."""
+        await super().on_changelog_event(event)
+        gauges.count_restored(self.app.tables.recovery, self.name, event.message.tp)
+
+
+@asynccontextmanager
+async def confirm_batch(events: Sequence[EventT], tables: Sequence[RawTable]) -> AsyncIterator[None]:
+    """Around one batch of an agent: on success, wait until the changelog has
+    every write of the batch (Faust acknowledges the batch, and may commit its
+    offsets, as soon as the agent asks for the next one); on failure or
+    cancellation, keep the batch's messages from ever being acknowledged."""
+    try:
+        yield
+        await asyncio.gather(*(t.changelog_delivered() for t in tables))
+    except BaseException:
+        for event in events:
+            event.message.incref()  # take_events' ack then leaves it pending
+        raise
+
+
+#: RocksDB memory per table partition (Faust's defaults are 3 x 64 MB memtables
+#: and a 2 GB block cache for each, which no worker of ours needs).
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 16 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 32 * 2**20,
+    "block_cache_compressed_size": 0,
+}
+
+
+def raw_table(app: faust.App, name: str, partitions: int) -> RawTable:
+    table = RawTable(app, name=name, partitions=partitions, beacon=app.tables.beacon, options=dict(ROCKSDB_OPTIONS))
+    app.tables.add(table)
+    return table
+
+
+def make_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=settings.standby_replicas,
+        broker_session_timeout=settings.group.session_timeout_s,
+        broker_heartbeat_interval=settings.group.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.group.rebalance_timeout_s,
+        stream_recovery_delay=0.0,
+        broker_credentials=faust_credentials(settings),
+        TableManager=complete_recovery_table_manager(settings),
+    )
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """SASL/SSL for Faust's own clients, from the same environment variables."""
+    sec = settings.security
+    if sec.protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=sec.ssl_cafile) if "SSL" in sec.protocol else None
+    if sec.protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=sec.sasl_username,
+            password=sec.sasl_password,
+            mechanism=sec.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
