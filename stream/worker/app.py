@@ -17,9 +17,6 @@ point of every partition's stream (deterministic on replay).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -31,28 +28,25 @@ import faust
 import orjson
 from faust.types import EventT
 
-from stream.core.activation import Record, apply_envelope, new_account, new_user
+from stream.core.activation import apply_envelope, new_account, new_user
 from stream.core.clock import PartitionClock, expected_lanes, lane_max_before, lateness_detail, record_lane_max
 from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
-from stream.core.kpis import kpi_partial, merge_partials
 from stream.core.lifecycle import triggers_for
 from stream.core.partitioning import partition_for
 from stream.core.routing import (
     TO_ACCOUNT,
-    VISITOR_PREFIX,
     DirectoryEntry,
     apply_to_directory,
     direct_lane,
     route_call,
     user_lane,
-    visitor_counts,
 )
 from stream.core.segment import Rejection, decode_message
 from stream.core.state import AccountState, UserState, is_marked
 from stream.core.sweep import adopt_criteria, sweep_account
-from stream.core.timeutil import parse_timestamp_ms, utc_now_ms
+from stream.core.timeutil import utc_now_ms
 from stream.settings import Settings
 from stream.worker import gauges, metrics
 from stream.worker.batching import (
@@ -60,21 +54,16 @@ from stream.worker.batching import (
     Outbox,
     by_partition,
     in_partition_of,
-    pack,
     unpack,
 )
 from stream.worker.dlq import DeadLetters
 from stream.worker.faust_app import RawTable, confirm_batch, make_app, raw_table
+from stream.worker.publisher import Publisher
+from stream.worker.reads import CLOCK_KEY, CRITERIA_KEY, TableReads
 from stream.worker.web import register_views
 
 log = logging.getLogger("stream.worker")
 
-#: Key of the per-partition criteria record in the accounts table. Table reads
-#: and writes inside an event use that event's partition, so each partition
-#: keeps its own copy, switched at the point its control message arrives.
-CRITERIA_KEY = b"\x00criteria"
-#: The partition's event-time clock (lanes, watermark, last sweep), same scheme.
-CLOCK_KEY = b"\x00clock"
 CONTROL_PREFIX = b'{"criteria":'
 #: A worker's nudge to a partition it owns: re-read the wall clock, sweep if due.
 TICK = b'{"tick":1}'
@@ -110,7 +99,7 @@ class LRU(OrderedDict[Any, Any]):
             self.popitem(last=False)
 
 
-class ActivationWorker:
+class ActivationWorker(TableReads):
     """Holds the app, its topics and tables, and the per-partition criteria."""
 
     def __init__(self, settings: Settings, default_criteria: Criteria) -> None:
@@ -121,12 +110,18 @@ class ActivationWorker:
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.events_topic = app.topic(topics.events, **raw)
         self.criteria_topic = app.topic(topics.criteria, **raw)
-        self.changes_topic = app.topic(topics.changes, **raw)
-        self.triggers_topic = app.topic(topics.triggers, **raw)
-        self.alerts_topic = app.topic(topics.alerts, **raw)
         self.account_topic = app.topic(settings.account_topic, partitions=settings.partitions, **raw)
         self.user_topic = app.topic(settings.user_topic, partitions=settings.partitions, **raw)
         self.dlq = DeadLetters(app.topic(topics.dlq, **raw))
+        self.publisher = Publisher(
+            settings.partitions,
+            self.user_topic,
+            self.account_topic,
+            app.topic(topics.changes, **raw),
+            app.topic(topics.alerts, **raw),
+            app.topic(topics.triggers, **raw),
+            self.dlq,
+        )
         self.accounts = raw_table(app, "accounts", settings.partitions)
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
@@ -167,17 +162,6 @@ class ActivationWorker:
         app = self.app
         return bool(app.rebalancing is False and app.tables.recovery.completed.is_set())
 
-    def table_digests(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for name, table in (("accounts", self.accounts), ("users", self.users), ("directory", self.directory)):
-            h = hashlib.sha256()
-            count = 0
-            for key, value in sorted(table.data.items()):
-                h.update(len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value)
-                count += 1
-            out[name] = {"keys": count, "sha256": h.hexdigest()}
-        return out
-
     def _remember(self, criteria: Criteria) -> Criteria:
         self.known_criteria.setdefault(criteria.version, criteria)
         return criteria
@@ -211,59 +195,6 @@ class ActivationWorker:
         self.user_cache.clear()
 
     # ------------------------------------------------------------ ingest
-
-    async def _send(self, outbox: Outbox) -> None:
-        """Send what a batch produced and wait until the broker has all of it.
-
-        Agents call this *before* writing the state (and its idempotency
-        marks) that the batch changed: if the worker dies in between, the
-        batch is processed again and re-sent, which downstream marks and
-        record ids absorb. The other order would lose what was not yet sent.
-        """
-        # force=True: publish now. Faust would otherwise attach the message to
-        # the current event and publish it only at the next commit, after the
-        # state's changelog, which is the wrong order.
-        pending: list[Any] = []
-        for partition, envs in outbox.to_users.items():
-            for packed in pack(envs):
-                pending.append(await self.user_topic.send(value=packed, partition=partition, force=True))
-        for partition, envs in outbox.to_accounts.items():
-            for packed in pack(envs):
-                pending.append(await self.account_topic.send(value=packed, partition=partition, force=True))
-        if outbox.progress:  # after the data it covers, to every partition
-            every = orjson.dumps({"progress": outbox.progress})
-            direct = {k: v for k, v in outbox.progress.items() if k.startswith("d:")}
-            to_users = orjson.dumps({"progress": direct}) if direct else None
-            for partition in range(self.settings.partitions):
-                pending.append(
-                    await self.account_topic.send(key=b"\x00progress", value=every, partition=partition, force=True)
-                )
-                if to_users is not None:
-                    pending.append(
-                        await self.user_topic.send(key=b"\x00progress", value=to_users, partition=partition, force=True)
-                    )
-        pending += await self._publish(outbox.records)
-        for alert in outbox.alerts:
-            metrics.DRIFT_ALERTS.labels(alert["kind"], alert["status"]).inc()
-            pending.append(
-                await self.alerts_topic.send(key=alert["account_id"].encode(), value=orjson.dumps(alert), force=True)
-            )
-        for trigger in outbox.triggers:
-            metrics.TRIGGERS.labels(trigger["kind"]).inc()
-            pending.append(
-                await self.triggers_topic.send(
-                    key=trigger["account_id"].encode(), value=orjson.dumps(trigger), force=True
-                )
-            )
-        for d in outbox.dead:
-            pending.append(
-                await self.dlq.send(d.reason, d.detail, d.value, d.key, d.topic, d.partition, d.offset, d.index)
-            )
-        for reason, detail, env in outbox.dead_envelopes:
-            pending.append(await self.dlq.send_envelope(reason, detail, env))
-        awaiting = [p for p in pending if inspect.isawaitable(p)]  # the rest is delivered already
-        if awaiting:
-            await asyncio.gather(*awaiting)
 
     def _failed(self, outbox: Outbox, event: EventT[bytes], exc: Exception) -> None:
         """An unexpected error on one message: it goes to the DLQ (reason
@@ -302,9 +233,9 @@ class ActivationWorker:
             except Exception as exc:
                 self._failed(outbox, event, exc)
             if outbox.calls >= INGEST_FLUSH_CALLS:  # Segment batches: bound what a batch holds
-                await self._send(outbox)
+                await self.publisher.send(outbox)
                 outbox = Outbox(self.settings.partitions)
-        await self._send(outbox)
+        await self.publisher.send(outbox)
         for source, event in last.items():  # after the data it covers, like every state
             with in_partition_of(event):
                 key = direct_lane(*source).encode()
@@ -387,7 +318,7 @@ class ActivationWorker:
                     except Exception as exc:  # a sweep must not stop the partition
                         log.error("sweep failed on partition %d: %r", partition, exc, exc_info=exc)
                 changed.append((group[-1], pending))
-        await self._send(outbox)  # outputs before state: see _send
+        await self.publisher.send(outbox)  # outputs before state: see Publisher.send
         for anchor, pending in changed:
             with in_partition_of(anchor):
                 finish(pending)
@@ -586,16 +517,6 @@ class ActivationWorker:
     def _members(self, state: AccountState, dirty: _Dirty) -> dict[str, UserState]:
         return {uid: self._load_user(state.account_id, uid, dirty) for uid in state.members}
 
-    async def _publish(self, records: list[Record]) -> list[Any]:
-        """Send change records; returns their delivery futures."""
-        now = utc_now_ms()
-        pending: list[Any] = []
-        for record in records:
-            metrics.CHANGES.labels(record["kind"], record["level"]).inc()
-            metrics.EVENT_TO_OUTPUT.observe(max(0.0, (now - parse_timestamp_ms(record["event_time"])) / 1000))
-            pending.append(await self.changes_topic.send(key=record["account_id"].encode(), value=orjson.dumps(record)))
-        return pending
-
     def _adopt_criteria(self, event: EventT[bytes], partition: int, outbox: Outbox) -> None:
         control: Mapping[str, Any] = orjson.loads(event.value)
         new = self._remember(parse_criteria(control["criteria"]))
@@ -619,54 +540,6 @@ class ActivationWorker:
             self._write(dirty)
         metrics.CRITERIA_VERSION.set(new.version)
         log.info("partition %d: %d accounts re-evaluated under criteria v%d", partition, len(keys), new.version)
-
-    def owned_partitions(self, topic: str) -> list[int]:
-        """Partitions of ``topic`` this worker actively owns right now."""
-        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
-
-    def partition_states(self, partition: int) -> list[AccountState]:
-        """Every account of a partition, read straight from its store (no
-        table write, so safe outside stream iteration)."""
-        db = self.accounts.data._db_for_partition(partition)
-        out = []
-        for key in self._partition_account_keys(partition):
-            raw = db.get(key)
-            if raw is not None:
-                out.append(AccountState.from_bytes(key.decode(), raw))
-        return out
-
-    def visitor_counts(self) -> tuple[int, int]:
-        """Visitors and converted visitors on the directory partitions this
-        worker owns (a scan of the visitor keys: exact, O(visitors))."""
-        prefix = VISITOR_PREFIX.encode()
-        entries = []
-        for partition in self.owned_partitions(self.settings.user_topic):
-            db = self.directory.data._db_for_partition(partition)
-            for key in db.keys():  # noqa: SIM118 - a RocksDB
-                if key.startswith(prefix):
-                    entries.append(DirectoryEntry.from_bytes(db.get(key)))
-        return visitor_counts(entries)
-
-    def kpi_partials(self, by_partition: dict[int, list[AccountState]] | None = None) -> list[dict[str, Any]]:
-        """One KPI partial per owned account partition, each as of that
-        partition's newest event time, and one with this worker's visitors
-        (``by_partition``: the partitions' states, when already read)."""
-        if by_partition is None:
-            owned = self.owned_partitions(self.settings.account_topic)
-            by_partition = {p: self.partition_states(p) for p in owned}
-        visitors, converted = self.visitor_counts()
-        partials = [{**merge_partials([]), "visitors": visitors, "converted_visitors": converted}]
-        for partition, states in by_partition.items():
-            if not states:
-                continue
-            criteria = self.criteria_of_version(max(s.criteria_version for s in states))
-            partials.append(kpi_partial(states, criteria, self.clock_for(partition)))
-        return partials
-
-    def _partition_account_keys(self, partition: int) -> list[bytes]:
-        store = self.accounts.data
-        db = store._db_for_partition(partition)  # the partition's own RocksDB
-        return [k for k in db.keys() if k not in (store.offset_key, CRITERIA_KEY, CLOCK_KEY)]  # noqa: SIM118 - a RocksDB
 
     # ---------------------------------------------------------- criteria
 

@@ -4,6 +4,7 @@ writes are on the broker, and never when it fails half-way."""
 from __future__ import annotations
 
 import asyncio
+
 import faust
 import pytest
 from faust.types.tuples import ConsumerMessage
