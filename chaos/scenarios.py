@@ -59,6 +59,9 @@ CHAOS_OVERRIDES = {
     "STREAM_TICK_SECONDS": "1",
 }
 FREEZE_SECONDS = 15.0
+#: Scenarios that restart or add workers publish for at least this long: each
+#: restart takes seconds, and every one must hit while calls flow.
+RESTARTS_PUBLISH_S = 60.0
 INPUT_PARTITIONS = 4
 
 
@@ -94,6 +97,8 @@ class Result:
     ok: bool = False
     #: faults injected (each with its recovery time)
     faults: int = 0
+    #: of those, the ones that ended while calls were still being published
+    faults_in_flight: int = 0
     criteria_version: int = 0
     #: calls the workers skipped as already applied (since their last start)
     duplicates_skipped: int = 0
@@ -150,6 +155,7 @@ class Run:
         self.recoveries: list[float] = []
         self.produced = 0
         self.total = 0
+        self.rate = scale.rate
         self.delivery_errors: list[str] = []
         self._thread: threading.Thread | None = None
 
@@ -163,8 +169,12 @@ class Run:
 
     # ------------------------------------------------------------ producing
 
-    def start_producing(self, messages: list[Message]) -> None:
+    def start_producing(self, messages: list[Message], at_least_s: float = 0.0) -> None:
+        """Publish in a thread at the scale's rate, slower if needed to last
+        ``at_least_s`` seconds (so faults that take seconds to set up, such as
+        a worker joining, still hit while calls flow at the short scale)."""
         self.total = len(messages)
+        self.rate = min(self.scale.rate, len(messages) / at_least_s) if at_least_s else self.scale.rate
         self._thread = threading.Thread(target=self._produce, args=(messages,), daemon=True)
         self._thread.start()
 
@@ -185,7 +195,7 @@ class Run:
             self.produced = n + 1
             if n % 200 == 0:
                 producer.poll(0)
-                ahead = (n + 1) / self.scale.rate - (time.monotonic() - start)
+                ahead = (n + 1) / self.rate - (time.monotonic() - start)
                 if ahead > 0:
                     time.sleep(ahead)  # pacing the workload, not waiting for a condition
         producer.flush(120)
@@ -214,6 +224,7 @@ class Run:
     def recovered(self, fault_end: float) -> None:
         """Wait until every worker is ready and calls are applied again; keep
         the seconds since the fault ended."""
+        self.result.faults_in_flight += self.producing()
         before = self.applied()
         for w in self.cluster.workers:
             w.wait_ready(180)
@@ -284,8 +295,11 @@ def criteria_of(path: Path) -> Criteria:
 
 
 def random_points(rng: random.Random, n: int) -> list[float]:
-    """Where in the workload faults hit: mid-flight, in order."""
-    return sorted(rng.uniform(0.15, 0.85) for _ in range(n))
+    """Where in the workload faults hit: mid-flight, in order, each in its own
+    share of 15%..85% of the workload (so a restart has time to finish before
+    the next fault, and the last one still hits while calls flow)."""
+    width = 0.7 / n
+    return [0.15 + (i + 0.25 + 0.5 * rng.random()) * width for i in range(n)]
 
 
 # ------------------------------------------------------------- the scenarios
@@ -293,7 +307,7 @@ def random_points(rng: random.Random, n: int) -> list[float]:
 
 def kill_three_times(run: Run) -> Criteria:
     worker = run.cluster.workers[0]
-    run.start_producing(run.workload())
+    run.start_producing(run.workload(), RESTARTS_PUBLISH_S)
     for point in random_points(run.rng, 3):
         run.wait_produced(point)
         run.kill_and_restart(worker)
@@ -302,7 +316,7 @@ def kill_three_times(run: Run) -> Criteria:
 
 
 def join_and_leave(run: Run) -> Criteria:
-    run.start_producing(run.workload())
+    run.start_producing(run.workload(), RESTARTS_PUBLISH_S)
     run.wait_produced(0.3)
     joiner = run.cluster.add_worker("joiner")
     run.recovered(time.monotonic())
@@ -440,7 +454,7 @@ def criteria_change_during_kills(run: Run) -> Criteria:
     path = run.cluster.workdir / "criteria-next.yaml"
     path.write_text(yaml.safe_dump(new_doc))
     worker = run.cluster.workers[0]
-    run.start_producing(run.workload())
+    run.start_producing(run.workload(), RESTARTS_PUBLISH_S)
     points = random_points(run.rng, 4)
     for n, point in enumerate(points):
         run.wait_produced(point)

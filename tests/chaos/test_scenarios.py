@@ -46,6 +46,7 @@ def test_scenario_loses_and_double_counts_nothing(name: str, chaos_broker: Embed
     # every scenario proves its fault really happened
     faults = {"kill-9 x3": 3, "join+leave": 2, "broker freeze": 1, "empty data dir": 1, "criteria change+kills": 3}
     assert result.faults == faults.get(name, 0)
+    assert result.faults_in_flight == result.faults, "a fault hit after the workload was published"
     if result.faults:
         assert result.recovery_s is not None and result.recovery_s > 0
     base_version = int(yaml.safe_load((ROOT / "deploy" / "criteria.yaml").read_text())["version"])
