@@ -18,6 +18,7 @@ from stream.core.activity import DayMask
 from stream.core.criteria import AccountMilestone, Criteria, Scalar, UserMilestone, Where, canonical_value
 from stream.core.engagement import add_event, day_of
 from stream.core.envelope import Envelope
+from stream.core.member_index import current_index, drop_member_index, put_member, walk_as_of
 from stream.core.state import (
     MAX_PROPERTY_KEYS,
     MAX_PROPERTY_VALUES,
@@ -179,17 +180,11 @@ def _account_rule(state: AccountState, m: AccountMilestone, before: int | None =
         at = tally.time_of(m.min_count) if tally is not None else None
         return None if at is None or (before is not None and at >= before) else at
     assert m.user_milestone is not None
-    population = 0
-    times: list[int] = []
-    for member in state.members.values():
-        if m.role is not None and member.role != m.role:
-            continue
-        if before is not None and (member.since is None or member.since >= before):
-            continue
-        population += 1
-        at = member.reached.get(m.user_milestone)
-        if at is not None and (before is None or at < before):
-            times.append(at)
+    if before is None:  # per applied call: from the maintained aggregate, not a walk
+        agg = current_index(state).aggregate(m.user_milestone, m.role)
+        population, times = agg.population, agg.times
+    else:
+        population, times = walk_as_of(state, m.user_milestone, m.role, before)
     if m.min_users is not None:
         need = m.min_users
     else:
@@ -199,7 +194,6 @@ def _account_rule(state: AccountState, m: AccountMilestone, before: int | None =
         need = max(1, math.ceil(m.min_share * population - 1e-9))
     if len(times) < need:
         return None
-    times.sort()
     return times[need - 1]
 
 
@@ -419,7 +413,7 @@ def _sync_member(state: AccountState, user: UserState, criteria: Criteria) -> bo
     )
     if member == fresh:
         return False
-    state.members[user.user_id] = fresh
+    put_member(state, user.user_id, fresh)
     return True
 
 
@@ -542,6 +536,7 @@ def recompute(state: AccountState, users: dict[str, UserState], criteria: Criter
     cause = f"criteria:{criteria.version}"
     ensure_where_tallies(state, users, criteria)
     _introduce(state, criteria, at_ms)
+    drop_member_index(state)  # every member may change: one walk on the next evaluation instead
     records: list[Record] = []
     for user in users.values():
         records += _reevaluate_user(state, user, criteria, "criteria_changed", cause, at_ms)

@@ -70,7 +70,7 @@ def account_rate_as_of(state: AccountState, criteria: Criteria, at: int) -> floa
 
 
 def _timer_trigger(
-    kind: str, state: AccountState, uid: str, key: str, at: int, criteria: Criteria, **extra: Any
+    kind: str, state: AccountState, uid: str, key: str, at: int, criteria: Criteria, account_rate: float, **extra: Any
 ) -> Trigger:
     member = state.members[uid]
     reached = [m for m in criteria.user_milestone_ids if member.reached.get(m, at) < at]
@@ -83,7 +83,7 @@ def _timer_trigger(
         "criteria_version": criteria.version,
         "event_time": to_iso(at),
         "activation_rate": round(len(reached) / len(criteria.user_milestone_ids), 6),
-        "account_activation_rate": account_rate_as_of(state, criteria, at),
+        "account_activation_rate": account_rate,
         "reached": reached,
         "missing": missing,
         "next_milestone": missing[0] if missing else None,
@@ -98,11 +98,18 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
     rules = criteria.lifecycle
     day = at // MS_PER_DAY - 1
     out: list[Trigger] = []
+    # The same for every trigger of this sweep (the members do not change
+    # during it); computed per trigger, a sweep firing for many of a large
+    # account's users walked all its members once for each.
+    account_rate: float | None = None
 
     def fire(kind: str, uid: str, key: str, **extra: Any) -> None:
+        nonlocal account_rate
         if key not in state.triggered:
             state.triggered[key] = at
-            out.append(_timer_trigger(kind, state, uid, key, at, criteria, **extra))
+            if account_rate is None:
+                account_rate = account_rate_as_of(state, criteria, at)
+            out.append(_timer_trigger(kind, state, uid, key, at, criteria, account_rate, **extra))
 
     for uid, m in sorted(state.members.items()):
         if m.since is None or m.since >= at:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from stream.core.activity import DayMask
 from stream.core.engagement import DayCounts
+
+if TYPE_CHECKING:
+    from stream.core.member_index import MemberIndex
 
 #: How many of the earliest event times a tally keeps. A milestone needing
 #: ``min_count`` <= TALLY_TIMES events gets an exact, order-independent reach
@@ -304,6 +307,9 @@ class AccountState:
     introduced: dict[str, int] = field(default_factory=dict)
     #: The last hour (ms) the timer rules were evaluated for this account.
     swept: int = 0
+    #: Derived from ``members`` for the account rules, never serialized: see
+    #: :mod:`stream.core.member_index` (write members with its ``put_member``).
+    member_index: MemberIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     def seen(self, ts: int) -> None:
         if self.first_seen is None or ts < self.first_seen:
