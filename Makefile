@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check stream tests chaos bench
+	$(BIN)/ruff format --check stream tests chaos bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -27,12 +28,12 @@ test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check stream tests
-	$(BIN)/ruff format --check stream tests
+	$(BIN)/ruff check stream tests chaos bench
+	$(BIN)/ruff format --check stream tests chaos bench
 
 format: $(STAMP)
-	$(BIN)/ruff format stream tests
-	$(BIN)/ruff check --fix stream tests
+	$(BIN)/ruff format stream tests chaos bench
+	$(BIN)/ruff check --fix stream tests chaos bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
