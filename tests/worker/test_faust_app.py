@@ -4,9 +4,13 @@ writes are on the broker, and never when it fails half-way."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import faust
 import pytest
+from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from stream.worker.batching import in_partition_of
@@ -29,31 +33,63 @@ class RecordingConsumer:
         return True
 
 
-def delivered_message(offset: int) -> ConsumerMessage:
+class HeldProducer:
+    """Stands in for Faust's producer: every send waits until the test says
+    the broker has it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.deliveries: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes, **kw: Any) -> asyncio.Future[Any]:
+        self.sent.append((topic, key, value, kw["partition"]))
+        self.deliveries.append(asyncio.get_running_loop().create_future())
+        return self.deliveries[-1]
+
+    def deliver_all(self, first_offset: int) -> None:
+        for n, fut in enumerate(self.deliveries):
+            fut.set_result(SimpleNamespace(offset=first_offset + n))
+
+
+def delivered_message(offset: int, partition: int = 0) -> ConsumerMessage:
     """A message as the conductor hands it to one stream (one reference)."""
-    message = ConsumerMessage("input", 0, offset, 0.0, 0, None, b"k", b"v", None)
+    message = ConsumerMessage("input", partition, offset, 0.0, 0, None, b"k", b"v", None)
     message.incref()
     return message
 
 
-def table() -> RawTable:
-    app = faust.App("test-faust-app", broker="kafka://127.0.0.1:1", store="memory://")
-    return raw_table(app, "accounts", 1)
+def table(datadir: Path) -> tuple[RawTable, HeldProducer]:
+    app = faust.App("test-faust-app", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(datadir))
+    producer = HeldProducer()
+    app._producer = producer
+    return raw_table(app, "accounts", 2), producer
 
 
-def write(t: RawTable, key: bytes, value: bytes) -> None:
-    with in_partition_of(FakeEvent(delivered_message(0))):  # type: ignore[arg-type]
+def write(t: RawTable, key: bytes, value: bytes, partition: int = 1) -> None:
+    with in_partition_of(FakeEvent(delivered_message(0, partition))):  # type: ignore[arg-type]
         t[key] = value
 
 
-def test_a_batch_is_left_only_after_its_changelog_is_delivered() -> None:
-    asyncio.run(_left_only_after_delivery())
+def test_a_write_is_readable_at_once_and_its_changelog_waits_for_the_batch(tmp_path: Path) -> None:
+    asyncio.run(_readable_at_once(tmp_path))
 
 
-async def _left_only_after_delivery() -> None:
-    t = table()
+async def _readable_at_once(tmp_path: Path) -> None:
+    t, producer = table(tmp_path)
     write(t, b"acct", b"state")
-    [sent] = t.unconfirmed
+    with in_partition_of(FakeEvent(delivered_message(1, 1))):  # type: ignore[arg-type]
+        assert t.get(b"acct") == b"state"
+    assert producer.sent == []  # not yet: with the batch's other writes
+
+
+def test_a_batch_is_left_only_after_its_changelog_is_delivered(tmp_path: Path) -> None:
+    asyncio.run(_left_only_after_delivery(tmp_path))
+
+
+async def _left_only_after_delivery(tmp_path: Path) -> None:
+    t, producer = table(tmp_path)
+    write(t, b"a", b"1")
+    write(t, b"b", b"2")
     events = [FakeEvent(delivered_message(7))]
 
     async def batch() -> None:
@@ -63,27 +99,44 @@ async def _left_only_after_delivery() -> None:
     running = asyncio.ensure_future(batch())
     for _ in range(5):
         await asyncio.sleep(0)  # let the task run as far as it can
-    assert not running.done(), "the batch was left before its changelog write was delivered"
-    sent.set_result(None)
+    assert [(k, v, p) for _topic, k, v, p in producer.sent] == [(b"a", b"1", 1), (b"b", b"2", 1)]
+    assert producer.sent[0][0] == t.changelog_topic.get_topic_name()
+    assert not running.done(), "the batch was left before its changelog writes were delivered"
+    producer.deliver_all(first_offset=40)
     await asyncio.wait_for(running, 5)
-    assert t.unconfirmed == []
+    # a restore of this partition resumes after the last write delivered
+    assert t.data.persisted_offset(TP(t.changelog_topic.get_topic_name(), 1)) == 41
+    assert t.unsent == []
 
 
-def test_a_failed_changelog_delivery_fails_the_batch() -> None:
-    asyncio.run(_failed_delivery())
+def test_a_failed_changelog_delivery_fails_the_batch(tmp_path: Path) -> None:
+    asyncio.run(_failed_delivery(tmp_path))
 
 
-async def _failed_delivery() -> None:
-    t = table()
+async def _failed_delivery(tmp_path: Path) -> None:
+    t, producer = table(tmp_path)
     write(t, b"acct", b"state")
-    t.unconfirmed[0].set_exception(RuntimeError("broker gone"))
     message = delivered_message(3)
     consumer = RecordingConsumer()
-    with pytest.raises(RuntimeError, match="broker gone"):
+
+    async def batch() -> None:
         async with confirm_batch([FakeEvent(message)], [t]):  # type: ignore[arg-type]
             pass
+
+    running = asyncio.ensure_future(batch())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    producer.deliveries[0].set_exception(RuntimeError("broker gone"))
+    with pytest.raises(RuntimeError, match="broker gone"):
+        await running
     message.ack(consumer)  # what take_events does when the batch is left
     assert consumer.acked == []
+
+
+def test_a_write_outside_a_stream_is_refused(tmp_path: Path) -> None:
+    t, _producer = table(tmp_path)
+    with pytest.raises(RuntimeError, match="outside stream iteration"):
+        t[b"acct"] = b"state"
 
 
 @pytest.mark.parametrize("failure", [ValueError("bug"), asyncio.CancelledError()])
@@ -114,14 +167,3 @@ async def _succeeds() -> None:
     for message in messages:
         message.ack(consumer)
     assert consumer.acked == [0, 1, 2]
-
-
-def test_every_table_write_is_awaited() -> None:
-    asyncio.run(_every_write())
-
-
-async def _every_write() -> None:
-    t = table()
-    for n in range(3):
-        write(t, f"k{n}".encode(), b"v")
-    assert len(t.unconfirmed) == 3
