@@ -57,7 +57,7 @@ from stream.worker.batching import (
     unpack,
 )
 from stream.worker.dlq import DeadLetters
-from stream.worker.faust_app import RawTable, confirm_batch, make_app, raw_table
+from stream.worker.faust_app import OffsetGapWatch, RawTable, confirm_batch, make_app, raw_table
 from stream.worker.publisher import Publisher
 from stream.worker.reads import CLOCK_KEY, CRITERIA_KEY, TableReads
 from stream.worker.web import register_views
@@ -128,6 +128,7 @@ class ActivationWorker(TableReads):
         #: input lane -> the first hop's running maximum at its batch boundaries
         self.input_lanes = raw_table(app, "input-lanes", settings.input_partitions or settings.partitions)
         self.tables: tuple[RawTable, ...] = (self.accounts, self.users, self.directory, self.input_lanes)
+        self.gaps = OffsetGapWatch(app)
         self.criteria_by_partition: dict[int, Criteria] = {}
         self.clocks: dict[int, PartitionClock] = {}
         inputs = settings.input_partitions or settings.partitions
@@ -193,6 +194,7 @@ class ActivationWorker(TableReads):
         self.input_lane_max.clear()  # resumed from the input-lanes table where reading resumes
         self.account_cache.clear()
         self.user_cache.clear()
+        self.gaps.forget()
 
     # ------------------------------------------------------------ ingest
 
@@ -217,6 +219,7 @@ class ActivationWorker(TableReads):
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
+            self.gaps.check(events)
             async with confirm_batch(events, self.tables):
                 await self._ingest_batch(events)
 
@@ -291,6 +294,7 @@ class ActivationWorker(TableReads):
         # internal messages are packed (batching.PACK_MAX_BYTES each): fewer per batch
         batch_max = min(self.settings.batch_max, PACKED_BATCH_MAX)
         async for events in stream.take_events(batch_max, self.settings.batch_wait_ms / 1000):
+            self.gaps.check(events)
             async with confirm_batch(events, self.tables):
                 await self._batch(events, start, handle, finish, close)
 

@@ -20,6 +20,7 @@ pipeline needs:
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,8 +31,10 @@ from faust.streams import current_event
 from faust.types import TP, EventT
 
 from stream.settings import Settings
-from stream.worker import gauges
+from stream.worker import gauges, metrics
 from stream.worker.recovery import complete_recovery_table_manager
+
+log = logging.getLogger("stream.worker")
 
 
 class RawTable(faust.Table):  # type: ignore[misc]
@@ -107,6 +110,41 @@ async def confirm_batch(events: Sequence[EventT], tables: Sequence[RawTable]) ->
         for event in events:
             event.message.incref()  # take_events' ack then leaves it pending
         raise
+
+
+class OffsetGapWatch:
+    """Counts and logs each time an agent is handed a message past the next
+    offset of its partition: the offsets in between were never processed.
+
+    Only a watch: on a topic written without transactions or compaction (all
+    of this pipeline's internal topics) offsets are consecutive, so a gap means
+    the consumer skipped messages, and Faust would then commit past them. The
+    expected offset is the last one processed + 1, or after a rebalance the
+    group's committed offset.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.next: dict[TP, int] = {}
+
+    def forget(self) -> None:
+        """Partitions moved: resume from the committed offsets."""
+        self.next.clear()
+
+    def check(self, events: Sequence[EventT]) -> None:
+        committed = self.app.consumer._committed_offset
+        for event in events:
+            message = event.message
+            tp = message.tp
+            expected = self.next.get(tp)
+            if expected is None:
+                expected = committed.get(tp)
+            if expected is not None and message.offset > expected:
+                metrics.OFFSET_GAPS.labels(tp.topic).inc()
+                log.warning(
+                    "offsets skipped on %s[%d]: expected %d, got %d", tp.topic, tp.partition, expected, message.offset
+                )
+            self.next[tp] = max(message.offset + 1, self.next.get(tp, 0))
 
 
 #: RocksDB memory per table partition (Faust's defaults are 3 x 64 MB memtables

@@ -49,6 +49,12 @@ EVENT_TO_OUTPUT = Histogram(
     registry=REGISTRY,
 )
 REBALANCES = Counter("stream_rebalances_total", "Partition assignments received by this worker", registry=REGISTRY)
+OFFSET_GAPS = Counter(
+    "stream_offset_gaps_total",
+    "Times an agent was handed a message past the next offset of its partition (offsets skipped)",
+    ["topic"],
+    registry=REGISTRY,
+)
 WORKER_READY = Gauge("stream_worker_ready", "1 when assigned and done restoring tables, else 0", registry=REGISTRY)
 CONSUMER_LAG = Gauge(
     "stream_consumer_lag_messages",

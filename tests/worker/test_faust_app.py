@@ -167,3 +167,22 @@ async def _succeeds() -> None:
     for message in messages:
         message.ack(consumer)
     assert consumer.acked == [0, 1, 2]
+
+
+def test_skipped_offsets_are_counted() -> None:
+    from stream.worker import metrics
+    from stream.worker.faust_app import OffsetGapWatch
+
+    app = SimpleNamespace(consumer=SimpleNamespace(_committed_offset={TP("input", 0): 10}))
+    watch = OffsetGapWatch(app)  # type: ignore[arg-type]
+    before = metrics.OFFSET_GAPS.labels("input")._value.get()
+    watch.check([FakeEvent(delivered_message(n)) for n in (10, 11, 12)])  # type: ignore[list-item]
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before
+    watch.check([FakeEvent(delivered_message(15))])  # type: ignore[list-item]
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before + 1
+    watch.forget()  # a rebalance: reading resumes at the committed offset
+    watch.check([FakeEvent(delivered_message(n)) for n in (10, 11)])  # type: ignore[list-item]
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before + 1
+    watch.forget()
+    watch.check([FakeEvent(delivered_message(11))])  # type: ignore[list-item]  # offset 10 never handed over
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before + 2

@@ -16,6 +16,7 @@ EXPECTED = {
     "stream_processing_latency_seconds": (),
     "stream_event_to_output_seconds": (),
     "stream_rebalances": (),
+    "stream_offset_gaps": ("topic",),
     "stream_worker_ready": (),
     "stream_consumer_lag_messages": ("topic", "partition"),
     "stream_table_keys": ("table",),
