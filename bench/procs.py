@@ -50,6 +50,19 @@ def log_times(log: Path, needle: str) -> list[float]:
     return times
 
 
+#: Log lines that open and close a worker's restore: Faust's recovery, and the
+#: bulk phase before it (which leaves Faust nothing to log when it read everything).
+RESTORE_BEGIN = ("Restoring state from changelog topics", "Bulk restore: reading")
+RESTORE_END = ("Done reading from changelog topics", "Bulk restore: done")
+
+
+def restore_span(log: Path) -> float | None:
+    """Seconds from a worker's first restore log line to its last (None without them)."""
+    began = [t for needle in RESTORE_BEGIN for t in log_times(log, needle)]
+    done = [t for needle in RESTORE_END for t in log_times(log, needle)]
+    return max(max(done) - min(began), 1e-3) if began and done else None
+
+
 @dataclass
 class Worker(WorkerProcess):
     """The test harness's worker process, with a name, its data dir and the

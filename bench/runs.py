@@ -26,7 +26,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.procs import ROOT, App, Worker, log_times
+from bench.procs import ROOT, App, Worker, restore_span
 from bench.workload import BenchSpec, live_calls
 from stream.broker import EmbeddedBroker, die_with_parent, free_port
 from tests.integration.harness import metric_sum
@@ -190,10 +190,8 @@ def restore_run(app: App, timeout: float) -> dict[str, float]:
                 break
             time.sleep(0.5)
         restored = metric_sum(samples, "stream_recovery_restored_messages_total")
-        began = log_times(worker.log_path, "Restoring state from changelog topics")
-        done = log_times(worker.log_path, "Done reading from changelog topics")
         # without the log lines: process start to ready (an underestimate of the rate)
-        seconds = max(done[-1] - began[0], 1e-3) if began and done else time.time() - worker.started_at
+        seconds = restore_span(worker.log_path) or time.time() - worker.started_at
         return {"keys": keys, "messages": restored, "seconds": seconds, "peak_rss": worker.peak_rss()}
     finally:
         app.stop()

@@ -108,13 +108,19 @@ def produce_all(settings: Settings, topic: str, messages: Iterable[tuple[bytes |
 
 
 def measured_end_offsets(
-    conf: Mapping[str, Any], reported: Mapping[PartitionKey, int], timeout: float = 10.0
+    conf: Mapping[str, Any], reported: Mapping[PartitionKey, int], timeout: float = 30.0
 ) -> dict[PartitionKey, int]:
     """The true next offset of each partition, starting from a reported one.
 
     ``reported`` values are what ListOffsets said (0 or less: empty). Reads from
     one before the reported end (the start of the last batch, when the report
     is low) until end-of-partition, keeping the highest offset seen.
+
+    The fetches use librdkafka's default wait (500 ms): the embedded broker
+    answers a fetch on a large partition (tens of thousands of messages) only
+    after tens of milliseconds, and with a shorter wait it answered empty every
+    time, so neither a message nor end-of-partition ever came and the reported
+    (low) end was kept: a restore then silently missed the changelog's tail.
     """
     result = dict(reported)
     todo = {k: v for k, v in reported.items() if v > 0}
@@ -126,7 +132,6 @@ def measured_end_offsets(
             "group.id": "stream-changelog-end-probe",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
-            "fetch.wait.max.ms": 10,
         }
     )
     try:
@@ -152,19 +157,29 @@ def measured_end_offsets(
     return result
 
 
-def read_topic(settings: Settings, topic: str) -> Iterator[Message]:
-    """Every message of a topic from the start to its measured end, partition by
-    partition (the end is measured, not taken from a possibly under-reported
-    high watermark)."""
-    conf = client_conf(settings)
-    consumer = Consumer({**conf, "group.id": f"{settings.app_id}-reader", "enable.auto.commit": False})
+def topic_end_offsets(conf: Mapping[str, Any], topic: str, group: str = "stream-end-probe") -> dict[PartitionKey, int]:
+    """The measured end of every partition of a topic (see :func:`measured_end_offsets`)."""
+    consumer = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         reported = {}
         for p in meta.partitions:
             _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             reported[(topic, p)] = high
-        for (t, p), end in sorted(measured_end_offsets(conf, reported).items()):
+    finally:
+        consumer.close()
+    return measured_end_offsets(conf, reported)
+
+
+def read_topic(settings: Settings, topic: str) -> Iterator[Message]:
+    """Every message of a topic from the start to its measured end, partition by
+    partition (the end is measured, not taken from a possibly under-reported
+    high watermark)."""
+    conf = client_conf(settings)
+    ends = topic_end_offsets(conf, topic, f"{settings.app_id}-reader")
+    consumer = Consumer({**conf, "group.id": f"{settings.app_id}-reader", "enable.auto.commit": False})
+    try:
+        for (t, p), end in sorted(ends.items()):
             if end <= 0:
                 continue
             consumer.assign([TopicPartition(t, p, 0)])

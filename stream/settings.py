@@ -88,6 +88,10 @@ class Settings:
     #: The input topic's offsets are consecutive (no producer transactions):
     #: a gap in what the consumer hands over is then a skip to repair.
     input_offsets_consecutive: bool = True
+    #: Restore active table partitions by bulk-reading their changelogs into
+    #: RocksDB before Faust's recovery (stream/worker/bulk_restore.py); off:
+    #: Faust's own recovery only.
+    bulk_restore: bool = True
     #: Messages an agent takes per batch at most, and how long it waits to fill
     #: one: larger batches amortise Faust's per-message cost, the wait bounds
     #: the latency it adds per hop.
@@ -158,14 +162,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return _number(env, name, default, 0.001)
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     value = raw.strip().lower()
-    if value in ("1", "true", "yes"):
+    if value in ("1", "true", "yes", "on"):
         return True
-    if value in ("0", "false", "no"):
+    if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={raw!r}: must be true or false")
 
@@ -239,7 +243,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             rebalance_timeout_s=_float(env, "STREAM_REBALANCE_TIMEOUT_SECONDS", 10.0),
         ),
         standby_replicas=_int(env, "STREAM_STANDBY_REPLICAS", 0, minimum=0),
-        input_offsets_consecutive=_flag(env, "STREAM_INPUT_OFFSETS_CONSECUTIVE", True),
+        input_offsets_consecutive=_bool(env, "STREAM_INPUT_OFFSETS_CONSECUTIVE", True),
+        bulk_restore=_bool(env, "STREAM_BULK_RESTORE", True),
         batch_max=_int(env, "STREAM_BATCH_MAX", 5_000),
         batch_wait_ms=_int(env, "STREAM_BATCH_WAIT_MS", 100),
         cache_accounts=_int(env, "STREAM_CACHE_ACCOUNTS", 5_000),

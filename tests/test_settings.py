@@ -34,11 +34,19 @@ def test_broker_url_forms():
         ({"STREAM_LOG_LEVEL": "loud"}, "STREAM_LOG_LEVEL"),
         ({"STREAM_MAX_EVENT_NAMES_PER_USER": "0"}, "STREAM_MAX_EVENT_NAMES_PER_USER"),
         ({"STREAM_MAX_USERS_PER_ACCOUNT": "many"}, "STREAM_MAX_USERS_PER_ACCOUNT"),
+        ({"STREAM_BULK_RESTORE": "maybe"}, "STREAM_BULK_RESTORE"),
     ],
 )
 def test_malformed_values_name_the_variable(env, name):
     with pytest.raises(ConfigError, match=name):
         load_settings(env)
+
+
+def test_bulk_restore_is_on_unless_turned_off():
+    assert load_settings({}).bulk_restore is True
+    for off in ("false", "0", "No", "OFF"):
+        assert load_settings({"STREAM_BULK_RESTORE": off}).bulk_restore is False
+    assert load_settings({"STREAM_BULK_RESTORE": "true"}).bulk_restore is True
 
 
 def test_sasl_password_is_not_in_repr():

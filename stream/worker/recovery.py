@@ -9,22 +9,38 @@ empty data dir silently loses them.
 The fix is read-only and broker-agnostic: after Faust asks for highwaters, we
 measure the real end of each changelog partition by fetching from the reported
 end until the broker signals end-of-partition (a Fetch carries the correct
-high watermark). On Apache Kafka this reads at most one record per partition
-and changes nothing.
+high watermark; see ``measured_end_offsets`` for why its fetches may wait).
+On Apache Kafka this reads at most one record per partition and changes
+nothing.
 
 The recovery service also keeps the recovery gauges current
 (``stream_recovery_remaining_messages``), during recovery included: the app's
 timers start only after the first one.
+
+Before Faust reads the active changelog partitions, the bulk phase
+(stream/worker/bulk_restore.py) reads them from the restored offset + 1 to the
+measured end straight into RocksDB, 9-16x faster than Faust's message-by-message
+path here (bench/restore.py), and moves Faust's offsets past what it wrote: Faust's recovery then
+finds nothing (or only what the bulk phase left) to read, and does everything
+else as before (readiness, standbys, the seek of the input partitions). The
+bulk phase runs inside Faust's "build offsets" step, which Faust times out
+after ``broker_request_timeout`` (90 s) by stopping the whole recovery
+service, so it stops itself after ``BULK_BUDGET`` of that and leaves the rest
+to Faust: slower, never wrong. It is skipped for standby partitions (they are
+not waited on) and in transactional mode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
@@ -33,17 +49,28 @@ from mode import Service
 from stream.kafka_admin import measured_end_offsets
 from stream.settings import Settings
 from stream.worker import metrics
+from stream.worker.bulk_restore import Changelog, Gate, restore_changelogs
 from stream.worker.gauges import refresh_recovery
 
 log = logging.getLogger("stream.recovery")
 
+#: Share of Faust's ``broker_request_timeout`` the bulk phase may take (the
+#: rest of that timeout covers Faust's own request in the same step and the
+#: reader's last chunk).
+BULK_BUDGET = 0.6
+
 
 class MeasuredEndRecovery(Recovery):  # type: ignore[misc]
-    """Faust's recovery, with highwaters measured instead of trusted."""
+    """Faust's recovery, with highwaters measured instead of trusted, and the
+    active changelogs read in bulk before Faust reads what is left."""
 
     client_conf: Mapping[str, Any] = {}
     #: Seconds between two refreshes of the recovery gauges.
     gauge_interval: float = 1.0
+    #: Read active changelogs in bulk before Faust does (STREAM_BULK_RESTORE).
+    bulk_restore: bool = True
+    _bulk_gate: Gate | None = None
+    _bulk_executor: ThreadPoolExecutor | None = None
 
     @Service.task
     async def _refresh_gauges(self) -> None:
@@ -67,13 +94,110 @@ class MeasuredEndRecovery(Recovery):  # type: ignore[misc]
                 log.info("%s changelog %s: broker said end %d, measured %d", title, tp, destination[tp] + 1, last + 1)
                 destination[tp] = last
 
+    async def _build_offsets(self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str) -> None:
+        await super()._build_offsets(consumer, tps, destination, title)
+        if title == "active" and self.bulk_restore and tps and not self.app.in_transaction:
+            budget = BULK_BUDGET * float(self.app.conf.broker_request_timeout)
+            await self._bulk(tps, destination, time.monotonic() + budget)
+
+    async def _bulk(self, tps: set[TP], offsets: Counter[TP], deadline: float) -> None:
+        """Restore ``tps`` from ``offsets[tp] + 1`` to their measured end in a
+        thread, and move ``offsets`` (Faust's active offsets) past what was
+        written: chunk by chunk, for the gauges, and at the end."""
+        changelogs = {}
+        for tp in sorted(tps):
+            changelog = self._changelog_to_restore(tp, offsets[tp] + 1, self.active_highwaters.get(tp, -1) + 1)
+            if changelog is not None:
+                changelogs[tp] = changelog
+        if not changelogs:
+            return
+        total = sum(c.end - c.start for c in changelogs.values())
+        log.info("Bulk restore: reading up to %d messages from %d changelog partitions", total, len(changelogs))
+        started = time.monotonic()
+        self._stop_bulk()
+        gate = self._bulk_gate = Gate()
+        loop = asyncio.get_running_loop()
+
+        def advance(tp: TP, offset: int) -> None:  # on the loop
+            if gate.is_open and tp in self.active_tps and offsets[tp] < offset:
+                offsets[tp] = offset
+                self._active_events_received_at[tp] = time.monotonic()  # Faust's "no event received" watchdog
+
+        def on_chunk(c: Changelog, offset: int, messages: int) -> None:  # in the reader's thread
+            metrics.RECOVERY_RESTORED.labels(c.table).inc(messages)
+            loop.call_soon_threadsafe(advance, TP(c.topic, c.partition), offset)
+
+        if self._bulk_executor is None:
+            self._bulk_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-restore")
+        # one reader at a time: a reader stopped by a rebalance finishes its
+        # chunk before the next one starts
+        future = self._bulk_executor.submit(
+            restore_changelogs, self.client_conf, list(changelogs.values()), gate, deadline, on_chunk
+        )
+        try:
+            await asyncio.wrap_future(future)
+        except asyncio.CancelledError:  # a rebalance or a stop: Faust starts over
+            gate.close()
+            raise
+        except Exception as exc:
+            log.warning("Bulk restore failed, Faust's recovery restores the rest: %r", exc, exc_info=True)
+        gate.close()
+        for tp, c in changelogs.items():
+            if tp in self.active_tps and offsets[tp] < c.written:
+                offsets[tp] = c.written
+        seconds = time.monotonic() - started
+        messages = sum(c.messages for c in changelogs.values())
+        left = sum(1 for c in changelogs.values() if not c.finished)
+        log.info(
+            "Bulk restore: done, %d messages in %.1fs (%.0f/s); %d of %d partitions left to Faust's recovery",
+            messages,
+            seconds,
+            messages / max(seconds, 1e-3),
+            left,
+            len(changelogs),
+        )
+
+    def _changelog_to_restore(self, tp: TP, start: int, end: int) -> Changelog | None:
+        """The bulk job for one active changelog partition, or None (nothing to
+        read, or not a RocksDB table on rocksdict: Faust's recovery does it)."""
+        table = self.tp_to_table.get(tp)
+        store = getattr(table, "data", None)
+        if start >= end or not isinstance(store, RocksDBStore) or not store.use_rocksdict:
+            return None
+        try:
+            db = store._db_for_partition(tp.partition)
+        except Exception as exc:  # e.g. still locked by a previous owner: Faust retries it
+            log.warning("Bulk restore: %s not opened (%r), left to Faust's recovery", tp, exc)
+            return None
+        return Changelog(tp.topic, tp.partition, start, end, db, store.offset_key, table=table.name)
+
+    def _stop_bulk(self) -> None:
+        """Stop a running bulk reader (it writes nothing more once this returns)."""
+        if self._bulk_gate is not None:
+            self._bulk_gate.close()
+
+    def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._stop_bulk()  # a rebalance begins: the partitions may go to another worker
+        super().on_partitions_revoked(revoked)
+
+    async def on_rebalance(self, *args: Any, **kwargs: Any) -> None:
+        self._stop_bulk()
+        await super().on_rebalance(*args, **kwargs)
+
+    async def on_stop(self) -> None:
+        self._stop_bulk()
+        if self._bulk_executor is not None:
+            self._bulk_executor.shutdown(wait=False)
+        await super().on_stop()
+
 
 def complete_recovery_table_manager(settings: Settings) -> type[TableManager]:
     """A table manager whose recovery is :class:`MeasuredEndRecovery` (pass it
     as the app's ``TableManager`` setting)."""
     from stream.kafka_admin import client_conf
 
-    recovery_cls = type("ConfiguredRecovery", (MeasuredEndRecovery,), {"client_conf": client_conf(settings)})
+    attrs = {"client_conf": client_conf(settings), "bulk_restore": settings.bulk_restore}
+    recovery_cls = type("ConfiguredRecovery", (MeasuredEndRecovery,), attrs)
 
     class CompleteRecoveryTableManager(TableManager):  # type: ignore[misc]
         @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from confluent_kafka import Producer
 
 from stream.core.criteria import parse_criteria
 from stream.core.routing import DirectoryEntry
+from stream.kafka_admin import topic_end_offsets
 from stream.workload import WorkloadSpec, generate_messages
 from tests.integration.expectations import converged, expected_views, offline
-from tests.integration.harness import ROOT, Cluster, wait_until
+from tests.integration.harness import ROOT, Cluster, metric_sum, parse_metrics, wait_until
 
 SPEC = WorkloadSpec(accounts=16, days=10, seed=5)
 
@@ -81,11 +83,25 @@ def test_restart_on_empty_data_dir_recovers_every_key(clusters: dict[str, Cluste
     data_dir = Path(worker.env["STREAM_DATA_DIR"])
     shutil.rmtree(data_dir)
     data_dir.mkdir()
+    log_start = worker.log_path.stat().st_size
     worker.start().wait_ready()
     after = wait_until(lambda: worker.get("/debug/digest").json(), 30, what="digest")
     assert after["accounts"] == before["accounts"]
     assert after["users"] == before["users"]
     assert after["directory"]["keys"] == before["directory"]["keys"] + INJECTED
+    # restored by the bulk phase, every changelog message counted once
+    log = worker.log_path.read_bytes()[log_start:].decode(errors="replace")
+    assert re.search(r"Bulk restore: done, .*; 0 of \d+ partitions left to Faust's recovery", log), log[-3000:]
+    conf = {"bootstrap.servers": cluster.bootstrap}
+    tables = ("accounts", "users", "directory", "input-lanes")
+    messages = sum(sum(topic_end_offsets(conf, f"{cluster.app_id}-{t}-changelog").values()) for t in tables)
+    samples = parse_metrics(worker.get("/metrics").text)
+    assert metric_sum(samples, "stream_recovery_restored_messages_total") == messages
+    wait_until(
+        lambda: metric_sum(parse_metrics(worker.get("/metrics").text), "stream_recovery_remaining_messages") == 0,
+        10,
+        what="no recovery left",
+    )
 
 
 def test_verify_agrees_with_the_live_state(clusters: dict[str, Cluster], tmp_path: Path):
