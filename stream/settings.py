@@ -85,9 +85,6 @@ class Settings:
     parking: ParkingLimits = field(default_factory=ParkingLimits)
     group: GroupTimeouts = field(default_factory=GroupTimeouts)
     standby_replicas: int = 0
-    #: The input topic's offsets are consecutive (no producer transactions):
-    #: a gap in what the consumer hands over is then a skip to repair.
-    input_offsets_consecutive: bool = True
     #: Restore active table partitions by bulk-reading their changelogs into
     #: RocksDB before Faust's recovery (stream/worker/bulk_restore.py); off:
     #: Faust's own recovery only.
@@ -243,7 +240,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             rebalance_timeout_s=_float(env, "STREAM_REBALANCE_TIMEOUT_SECONDS", 10.0),
         ),
         standby_replicas=_int(env, "STREAM_STANDBY_REPLICAS", 0, minimum=0),
-        input_offsets_consecutive=_bool(env, "STREAM_INPUT_OFFSETS_CONSECUTIVE", True),
         bulk_restore=_bool(env, "STREAM_BULK_RESTORE", True),
         batch_max=_int(env, "STREAM_BATCH_MAX", 5_000),
         batch_wait_ms=_int(env, "STREAM_BATCH_WAIT_MS", 100),

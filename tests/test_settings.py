@@ -123,10 +123,3 @@ def test_credentials_in_the_broker_address_are_refused_without_echo():
         load_settings({"STREAM_BROKER_URL": f"kafka://svc:{SECRET}@kafka-1:9093"})
     assert "STREAM_BROKER_URL" in str(exc.value) and "STREAM_SASL_PASSWORD" in str(exc.value)
     assert SECRET not in str(exc.value)
-
-
-def test_input_offsets_consecutive_is_a_flag_naming_itself_when_wrong():
-    assert load_settings({}).input_offsets_consecutive is True
-    assert load_settings({"STREAM_INPUT_OFFSETS_CONSECUTIVE": "false"}).input_offsets_consecutive is False
-    with pytest.raises(ConfigError, match="STREAM_INPUT_OFFSETS_CONSECUTIVE"):
-        load_settings({"STREAM_INPUT_OFFSETS_CONSECUTIVE": "sometimes"})

@@ -128,10 +128,7 @@ class ActivationWorker(TableReads):
         #: input lane -> the first hop's running maximum at its batch boundaries
         self.input_lanes = raw_table(app, "input-lanes", settings.input_partitions or settings.partitions)
         self.tables: tuple[RawTable, ...] = (self.accounts, self.users, self.directory, self.input_lanes)
-        strict = {settings.account_topic, settings.user_topic}
-        if settings.input_offsets_consecutive:
-            strict.add(topics.events)
-        self.gaps = OffsetGapWatch(app, strict)
+        self.gaps = OffsetGapWatch(app)
         self.criteria_by_partition: dict[int, Criteria] = {}
         self.clocks: dict[int, PartitionClock] = {}
         inputs = settings.input_partitions or settings.partitions
@@ -222,9 +219,9 @@ class ActivationWorker(TableReads):
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
-            admitted = await self.gaps.admit(events)
-            async with confirm_batch(admitted, self.tables):
-                await self._ingest_batch(admitted)
+            self.gaps.check(events)
+            async with confirm_batch(events, self.tables):
+                await self._ingest_batch(events)
 
     async def _ingest_batch(self, events: list[EventT[bytes]]) -> None:
         outbox = Outbox(self.settings.partitions)
@@ -297,9 +294,9 @@ class ActivationWorker(TableReads):
         # internal messages are packed (batching.PACK_MAX_BYTES each): fewer per batch
         batch_max = min(self.settings.batch_max, PACKED_BATCH_MAX)
         async for events in stream.take_events(batch_max, self.settings.batch_wait_ms / 1000):
-            admitted = await self.gaps.admit(events)
-            async with confirm_batch(admitted, self.tables):
-                await self._batch(admitted, start, handle, finish, close)
+            self.gaps.check(events)
+            async with confirm_batch(events, self.tables):
+                await self._batch(events, start, handle, finish, close)
 
     async def _batch(
         self,

@@ -113,49 +113,32 @@ async def confirm_batch(events: Sequence[EventT], tables: Sequence[RawTable]) ->
 
 
 class OffsetGapWatch:
-    """Makes sure an agent processes every offset of its partitions.
+    """Counts and logs each time an agent is handed a message past the next
+    offset of its partition: the offsets in between were never processed.
 
-    After a rebalance, Faust can hand an agent a partition's messages starting
-    past the committed offset (messages fetched under the previous group
-    generation are skipped by the stream, but still move the consumer's read
-    offset, so their re-fetch is dropped); it then commits past them, and the
-    calls they carry are lost. Seen in the rebalance tests: "expected 22, got
-    25" right after the seek to the committed offsets.
-
-    On topics whose offsets are consecutive (``strict``: the internal topics,
-    written without transactions or compaction, and the input topic unless
-    its producers use transactions), a gap can only be such a skip: the
-    consumer is sent back to the missing offset, and messages past it are
-    refused (left unacknowledged, so never committed) until it arrives.
-    Elsewhere a gap may be legitimate (transaction markers), so it is only
-    counted and logged.
+    Only a watch: on a topic written without transactions or compaction (all
+    of this pipeline's internal topics) offsets are consecutive, so a gap means
+    the consumer skipped messages, and Faust would then commit past them. It
+    happens right after a rebalance ("expected 2086, got 2095" after the seek
+    to the committed offsets). Seeking the consumer back to the missing offset
+    stalled the partition (the re-fetch never reached the agent), so for now
+    it is counted and logged. The expected offset is the last one processed
+    + 1, or after a rebalance the group's committed offset.
     """
 
-    def __init__(self, app: faust.App, strict: set[str]) -> None:
+    def __init__(self, app: faust.App) -> None:
         self.app = app
-        self.strict = strict
         self.next: dict[TP, int] = {}
-        #: partition -> the offset it was sent back to and must deliver next
-        self.resync: dict[TP, int] = {}
 
     def forget(self) -> None:
         """Partitions moved: resume from the committed offsets."""
         self.next.clear()
-        self.resync.clear()
 
-    async def admit(self, events: Sequence[EventT]) -> list[EventT]:
-        """The events to process, in order; the others will come again."""
+    def check(self, events: Sequence[EventT]) -> None:
         committed = self.app.consumer._committed_offset
-        admitted: list[EventT] = []
         for event in events:
             message = event.message
             tp = message.tp
-            awaited = self.resync.get(tp)
-            if awaited is not None:
-                if message.offset > awaited:  # handed over before the seek: it comes again
-                    message.incref()
-                    continue
-                del self.resync[tp]
             expected = self.next.get(tp)
             if expected is None:
                 expected = committed.get(tp)
@@ -164,14 +147,7 @@ class OffsetGapWatch:
                 log.warning(
                     "offsets skipped on %s[%d]: expected %d, got %d", tp.topic, tp.partition, expected, message.offset
                 )
-                if tp.topic in self.strict:
-                    self.resync[tp] = expected
-                    await self.app.consumer.seek(tp, expected)
-                    message.incref()
-                    continue
             self.next[tp] = max(message.offset + 1, self.next.get(tp, 0))
-            admitted.append(event)
-        return admitted
 
 
 #: RocksDB memory per table partition (Faust's defaults are 3 x 64 MB memtables

@@ -169,65 +169,20 @@ async def _succeeds() -> None:
     assert consumer.acked == [0, 1, 2]
 
 
-class SeekingConsumer:
-    def __init__(self, committed: dict[TP, int]) -> None:
-        self._committed_offset = committed
-        self.seeks: list[tuple[TP, int]] = []
-
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
-
-
-def offsets(events: list[Any]) -> list[int]:
-    return [e.message.offset for e in events]
-
-
-def gaps(topic: str) -> float:
+def test_skipped_offsets_are_counted() -> None:
     from stream.worker import metrics
-
-    return metrics.OFFSET_GAPS.labels(topic)._value.get()
-
-
-def test_skipped_offsets_are_counted_on_the_input_topic() -> None:
-    asyncio.run(_input_gaps())
-
-
-async def _input_gaps() -> None:
     from stream.worker.faust_app import OffsetGapWatch
 
-    consumer = SeekingConsumer({TP("input", 0): 10})
-    watch = OffsetGapWatch(SimpleNamespace(consumer=consumer), strict=set())  # type: ignore[arg-type]
-    before = gaps("input")
-    batch = [FakeEvent(delivered_message(n)) for n in (10, 11, 12, 15)]
-    assert offsets(await watch.admit(batch)) == [10, 11, 12, 15]  # a hole may be real here: counted only
-    assert gaps("input") == before + 1 and consumer.seeks == []
+    app = SimpleNamespace(consumer=SimpleNamespace(_committed_offset={TP("input", 0): 10}))
+    watch = OffsetGapWatch(app)  # type: ignore[arg-type]
+    before = metrics.OFFSET_GAPS.labels("input")._value.get()
+    watch.check([FakeEvent(delivered_message(n)) for n in (10, 11, 12)])  # type: ignore[list-item]
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before
+    watch.check([FakeEvent(delivered_message(15))])  # type: ignore[list-item]
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before + 1
     watch.forget()  # a rebalance: reading resumes at the committed offset
-    assert offsets(await watch.admit([FakeEvent(delivered_message(n)) for n in (10, 11)])) == [10, 11]
-    assert gaps("input") == before + 1
+    watch.check([FakeEvent(delivered_message(n)) for n in (10, 11)])  # type: ignore[list-item]
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before + 1
     watch.forget()
-    await watch.admit([FakeEvent(delivered_message(11))])  # offset 10 never handed over
-    assert gaps("input") == before + 2
-
-
-def test_an_internal_partition_is_sent_back_to_the_offset_it_skipped() -> None:
-    asyncio.run(_internal_gap())
-
-
-async def _internal_gap() -> None:
-    from stream.worker.faust_app import OffsetGapWatch
-
-    tp = TP("input", 0)  # delivered_message's topic, strict here
-    consumer = SeekingConsumer({tp: 22})
-    watch = OffsetGapWatch(SimpleNamespace(consumer=consumer), strict={"input"})  # type: ignore[arg-type]
-    skipped = [delivered_message(n) for n in (25, 26)]
-    assert await watch.admit([FakeEvent(m) for m in skipped]) == []
-    assert consumer.seeks == [(tp, 22)]
-    acked = RecordingConsumer()
-    for message in skipped:
-        message.ack(acked)  # what take_events does: the refused stay unacknowledged
-    assert acked.acked == []
-    # a message handed over before the seek took effect is refused too; the re-fetch is admitted
-    late = await watch.admit([FakeEvent(delivered_message(27))])
-    again = await watch.admit([FakeEvent(delivered_message(n)) for n in (22, 23, 24, 25, 26, 27)])
-    assert late == [] and offsets(again) == [22, 23, 24, 25, 26, 27]
-    assert consumer.seeks == [(tp, 22)]
+    watch.check([FakeEvent(delivered_message(11))])  # type: ignore[list-item]  # offset 10 never handed over
+    assert metrics.OFFSET_GAPS.labels("input")._value.get() == before + 2
