@@ -98,14 +98,21 @@ def test_nothing_to_read_or_no_rocksdb_leaves_it_to_faust(tmp_path: Path, monkey
 def test_a_rebalance_stops_the_reader_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: str) -> None:
     table, recovery, tp = setup(tmp_path)
     first_chunk = threading.Event()
+    closed = threading.Event()
     refused: list[int] = []
+    close = Gate.close
+
+    def close_and_signal(gate: Gate) -> None:
+        close(gate)
+        closed.set()
+
+    monkeypatch.setattr(Gate, "close", close_and_signal)
 
     def reader(conf: Any, changelogs: list[Changelog], gate: Gate, deadline: float, on_chunk: Any) -> None:
         [c] = changelogs
         chunk(c, gate, 19, on_chunk)
         first_chunk.set()
-        while gate.is_open:
-            time.sleep(0.01)
+        assert closed.wait(10), "the gate was never closed"
         try:
             chunk(c, gate, 39, on_chunk)  # too late: the gate is closed
         except Stopped:
@@ -116,8 +123,7 @@ def test_a_rebalance_stops_the_reader_writes(tmp_path: Path, monkeypatch: pytest
 
     async def run() -> None:
         task = asyncio.ensure_future(recovery._bulk({tp}, offsets, time.monotonic() + 10))
-        while not first_chunk.is_set():
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(first_chunk.wait, 10), "the reader wrote no chunk"
         if stop == "revoked":
             recovery.on_partitions_revoked(set())  # the start of a rebalance
             await asyncio.wait_for(task, 5)
