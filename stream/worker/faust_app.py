@@ -33,6 +33,7 @@ from faust.types import TP, EventT
 from stream.settings import Settings
 from stream.worker import gauges, metrics
 from stream.worker.recovery import complete_recovery_table_manager
+from stream.worker.sequenced_consumer import SequencedTransport
 
 log = logging.getLogger("stream.worker")
 
@@ -170,7 +171,7 @@ def raw_table(app: faust.App, name: str, partitions: int) -> RawTable:
 
 
 def make_app(settings: Settings) -> faust.App:
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
         store="rocksdb://",
@@ -191,6 +192,9 @@ def make_app(settings: Settings) -> faust.App:
         broker_credentials=faust_credentials(settings),
         TableManager=complete_recovery_table_manager(settings),
     )
+    # set before anything asks the app for its transport (it is created lazily)
+    app.transport = SequencedTransport(app.conf.broker_consumer, app)
+    return app
 
 
 def faust_credentials(settings: Settings) -> Any:
