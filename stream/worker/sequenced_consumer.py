@@ -142,7 +142,16 @@ class SequencedConsumer(aiokafka_driver.Consumer):  # type: ignore[misc]
     def _may_set_read_offset(self, tp: TP, offset: int | None) -> bool:
         if self._seeking or tp.topic not in self.guarded_topics():
             return True
-        return self.sequencer.may_mark_read(tp, offset)
+        if self.sequencer.may_mark_read(tp, offset):
+            return True
+        log.info(
+            "read offset of %s[%d] kept at %s: the hand-over of %s began before the seek",
+            tp.topic,
+            tp.partition,
+            self._read_offset.get(tp),
+            offset,
+        )
+        return False
 
     @contextmanager
     def _seek_scope(self) -> Iterator[None]:
