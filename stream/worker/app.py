@@ -455,7 +455,7 @@ class ActivationWorker(TableReads):
         """The partition's event-time clock (lanes, watermark, sweeps)."""
         clock = self.clocks.get(partition)
         if clock is None:
-            raw = self.accounts.data._db_for_partition(partition).get(CLOCK_KEY)
+            raw = self.accounts.get_in(partition, CLOCK_KEY)
             clock = self.clocks[partition] = PartitionClock.load(raw, utc_now_ms(), self.expected_lanes)
         return clock
 

@@ -29,6 +29,7 @@ from typing import Any
 import faust
 from faust.streams import current_event
 from faust.types import TP, EventT
+from rocksdict import WriteBatch
 
 from stream.settings import Settings
 from stream.worker import gauges, metrics
@@ -49,47 +50,101 @@ class RawTable(faust.Table):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: (partition, key, value) written and not yet sent to the changelog
-        self.unsent: list[tuple[int, bytes, bytes]] = []
+        #: partition -> key -> value written by the running batch: in neither
+        #: the changelog nor RocksDB yet
+        self.pending: dict[int, dict[bytes, bytes]] = {}
+        #: the same, for batches whose changelog messages are being delivered
+        self.delivering: list[dict[int, dict[bytes, bytes]]] = []
 
     def _serializer_from_type(self, typ: Any) -> str:
         return "raw"
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        """Write to the current event's partition now; its changelog message
-        goes out with the batch's in :meth:`changelog_delivered`.
+        """Keep the write with the batch's others; :meth:`changelog_delivered`
+        sends them and only then stores them.
 
-        Faust's own path costs a future, a trip through its producer buffer
-        and a second RocksDB write (the persisted offset) per key; a batch
-        writes thousands of keys.
+        Why not RocksDB at once: a worker killed before the changelog has the
+        batch would come back with a local store ahead of its changelog and of
+        its outputs. The replayed batch then finds its own effects already
+        applied and does nothing, so the outputs it never sent stay unsent, and
+        a later restore elsewhere lacks its state.
         """
         event = current_event()
         if event is None:
             raise RuntimeError("table write outside stream iteration")
-        partition = event.message.partition
-        store = self.data
-        store._db_for_partition(partition).put(key, value)
-        store._key_index[key] = partition
-        self.unsent.append((partition, key, value))
+        self.pending.setdefault(event.message.partition, {})[key] = value
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        """Inside stream iteration, from the current event's partition, like
+        Faust's own reads: some keys (the criteria, the partition clock) are
+        in every partition."""
+        event = current_event()
+        if event is not None:
+            value = self.get_in(event.message.partition, key)
+            return default if value is None else value
+        for writes in self._unstored():
+            for partition_writes in writes.values():
+                if key in partition_writes:
+                    return partition_writes[key]
+        return super().get(key, default)
+
+    def get_in(self, partition: int, key: bytes) -> bytes | None:
+        """``key`` in one partition (usable outside stream iteration)."""
+        for writes in self._unstored():
+            value = writes.get(partition, {}).get(key)
+            if value is not None:
+                return value
+        return self.data._db_for_partition(partition).get(key)  # type: ignore[no-any-return]
+
+    def keys_in(self, partition: int) -> set[bytes]:
+        """Every key of one partition, written by batches not yet stored included."""
+        keys: set[bytes] = set(self.data._db_for_partition(partition).keys())
+        for writes in self._unstored():
+            keys.update(writes.get(partition, {}))
+        keys.discard(self.data.offset_key)
+        return keys
+
+    def _unstored(self) -> list[dict[int, dict[bytes, bytes]]]:
+        """Newest first: the running batch, then those being delivered."""
+        return [self.pending, *reversed(self.delivering)]
 
     async def changelog_delivered(self) -> None:
         """Send every write since the last call to the changelog, wait until the
-        broker has them all, then record the offsets reached (restores resume
-        there)."""
-        unsent, self.unsent = self.unsent, []
-        if not unsent:
+        broker has them all, then store them in RocksDB with the offsets reached
+        (a restore resumes there), one atomic write per partition."""
+        writes, self.pending = self.pending, {}
+        if not writes:
             return
+        self.delivering.append(writes)
+        try:
+            await self._deliver_and_store(writes)
+        except BaseException:
+            for partition, partition_writes in writes.items():  # a later batch sends them
+                self.pending[partition] = {**partition_writes, **self.pending.get(partition, {})}
+            raise
+        finally:
+            self.delivering.remove(writes)
+
+    async def _deliver_and_store(self, writes: dict[int, dict[bytes, bytes]]) -> None:
         producer = self.app.producer
         topic = self.changelog_topic.get_topic_name()
         sends = [
             await producer.send(topic, key, value, partition=partition, timestamp=None, headers=None)
-            for partition, key, value in unsent
+            for partition, partition_writes in writes.items()
+            for key, value in partition_writes.items()
         ]
-        reached: dict[int, int] = {}
-        for (partition, _key, _value), meta in zip(unsent, await asyncio.gather(*sends), strict=True):
-            reached[partition] = max(reached.get(partition, -1), meta.offset)
-        for partition, offset in reached.items():
-            self.data.set_persisted_offset(TP(topic, partition), offset)
+        delivered = iter(await asyncio.gather(*sends))
+        store = self.data
+        for partition, partition_writes in writes.items():
+            batch = WriteBatch(raw_mode=True)
+            reached = -1
+            for key, value in partition_writes.items():
+                batch.put(key, value)
+                reached = max(reached, next(delivered).offset)
+            batch.put(store.offset_key, str(reached).encode())
+            store._db_for_partition(partition).write(batch)
+            for key in partition_writes:
+                store._key_index[key] = partition
 
     async def on_changelog_event(self, event: EventT) -> None:
         """Faust's recovery calls this once per changelog message it restores

@@ -59,10 +59,9 @@ class TableReads:
     def partition_states(self, partition: int) -> list[AccountState]:
         """Every account of a partition, read straight from its store (no
         table write, so safe outside stream iteration)."""
-        db = self.accounts.data._db_for_partition(partition)
         out = []
         for key in self._partition_account_keys(partition):
-            raw = db.get(key)
+            raw = self.accounts.get_in(partition, key)
             if raw is not None:
                 out.append(AccountState.from_bytes(key.decode(), raw))
         return out
@@ -96,6 +95,4 @@ class TableReads:
         return partials
 
     def _partition_account_keys(self, partition: int) -> list[bytes]:
-        store = self.accounts.data
-        db = store._db_for_partition(partition)  # the partition's own RocksDB
-        return [k for k in db.keys() if k not in (store.offset_key, CRITERIA_KEY, CLOCK_KEY)]  # noqa: SIM118 - a RocksDB
+        return sorted(self.accounts.keys_in(partition) - {CRITERIA_KEY, CLOCK_KEY})

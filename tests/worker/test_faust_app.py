@@ -106,7 +106,8 @@ async def _left_only_after_delivery(tmp_path: Path) -> None:
     await asyncio.wait_for(running, 5)
     # a restore of this partition resumes after the last write delivered
     assert t.data.persisted_offset(TP(t.changelog_topic.get_topic_name(), 1)) == 41
-    assert t.unsent == []
+    assert t.pending == {}
+    assert t.data._db_for_partition(1).get(b"b") == b"2"
 
 
 def test_a_failed_changelog_delivery_fails_the_batch(tmp_path: Path) -> None:
@@ -131,6 +132,38 @@ async def _failed_delivery(tmp_path: Path) -> None:
         await running
     message.ack(consumer)  # what take_events does when the batch is left
     assert consumer.acked == []
+    # not stored, still readable, and sent again with the next batch
+    assert t.data._db_for_partition(1).get(b"acct") is None
+    assert t.get_in(1, b"acct") == b"state"
+    assert t.pending == {1: {b"acct": b"state"}}
+
+
+def test_a_write_reaches_rocksdb_only_after_its_changelog(tmp_path: Path) -> None:
+    """A worker killed before the broker has a batch's changelog messages must
+    not come back with that batch in its local store: the replayed batch
+    would find its effects applied and never send the outputs it owes."""
+    asyncio.run(_stored_after_changelog(tmp_path))
+
+
+async def _stored_after_changelog(tmp_path: Path) -> None:
+    t, producer = table(tmp_path)
+    write(t, b"acct", b"v1", partition=0)
+    write(t, b"acct", b"v2", partition=0)  # the batch's last value wins
+    write(t, b"other", b"x", partition=1)
+    db = t.data._db_for_partition(0)
+    running = asyncio.ensure_future(t.changelog_delivered())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert [(k, v) for _topic, k, v, _p in producer.sent] == [(b"acct", b"v2"), (b"other", b"x")]
+    assert db.get(b"acct") is None  # being delivered: not stored, yet readable
+    assert t.get_in(0, b"acct") == b"v2"
+    assert t.keys_in(0) == {b"acct"}
+    producer.deliver_all(first_offset=7)
+    await asyncio.wait_for(running, 5)
+    assert db.get(b"acct") == b"v2"
+    assert t.data.persisted_offset(TP(t.changelog_topic.get_topic_name(), 0)) == 7
+    assert t.data.persisted_offset(TP(t.changelog_topic.get_topic_name(), 1)) == 8
+    assert t.keys_in(0) == {b"acct"}
 
 
 def test_a_write_outside_a_stream_is_refused(tmp_path: Path) -> None:
@@ -186,3 +219,14 @@ def test_skipped_offsets_are_counted() -> None:
     watch.forget()
     watch.check([FakeEvent(delivered_message(11))])  # type: ignore[list-item]  # offset 10 never handed over
     assert metrics.OFFSET_GAPS.labels("input")._value.get() == before + 2
+
+
+def test_a_key_in_every_partition_is_read_from_the_current_events(tmp_path: Path) -> None:
+    t, _producer = table(tmp_path)
+    write(t, b"clock", b"p0", partition=0)
+    write(t, b"clock", b"p1", partition=1)
+    for partition, value in ((0, b"p0"), (1, b"p1")):
+        with in_partition_of(FakeEvent(delivered_message(5, partition))):  # type: ignore[arg-type]
+            assert t.get(b"clock") == value
+    with in_partition_of(FakeEvent(delivered_message(5, 1))):  # type: ignore[arg-type]
+        assert t.get(b"absent", b"default") == b"default"
