@@ -123,6 +123,9 @@ class ActivationWorker(TableReads):
             self.dlq,
         )
         self.accounts = raw_table(app, "accounts", settings.partitions)
+        # restored without the accounts and users they vouch for, these would
+        # skip a replayed re-evaluation, or sweep, or judge replayed calls late
+        self.accounts.marker_keys = frozenset({CRITERIA_KEY, CLOCK_KEY})
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
         #: input lane -> the first hop's running maximum at its batch boundaries

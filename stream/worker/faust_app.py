@@ -55,6 +55,9 @@ class RawTable(faust.Table):  # type: ignore[misc]
         self.pending: dict[int, dict[bytes, bytes]] = {}
         #: the same, for batches whose changelog messages are being delivered
         self.delivering: list[dict[int, dict[bytes, bytes]]] = []
+        #: keys whose value vouches for other keys' (a partition's criteria:
+        #: every account and user re-evaluated), delivered after the rest
+        self.marker_keys: frozenset[bytes] = frozenset()
 
     def _serializer_from_type(self, typ: Any) -> str:
         return "raw"
@@ -108,11 +111,17 @@ class RawTable(faust.Table):  # type: ignore[misc]
         """Newest first: the running batch, then those being delivered."""
         return [self.pending, *reversed(self.delivering)]
 
-    async def changelog_delivered(self) -> None:
-        """Send every write since the last call to the changelog, wait until the
+    async def changelog_delivered(self, markers: bool | None = None) -> None:
+        """Send the writes since the last call to the changelog, wait until the
         broker has them all, then store them in RocksDB with the offsets reached
-        (a restore resumes there), one atomic write per partition."""
-        writes, self.pending = self.pending, {}
+        (a restore resumes there), one atomic write per partition.
+
+        ``markers``: only the marker keys (True), all but them (False), or all.
+        A batch's changelog messages reach the broker in no particular order
+        across tables, and a worker killed half-way restores whatever arrived;
+        its replay must not find a marker saying the work is done when the
+        work itself did not arrive."""
+        writes = self._take(markers)
         if not writes:
             return
         self.delivering.append(writes)
@@ -124,6 +133,23 @@ class RawTable(faust.Table):  # type: ignore[misc]
             raise
         finally:
             self.delivering.remove(writes)
+
+    def _take(self, markers: bool | None) -> dict[int, dict[bytes, bytes]]:
+        if markers is None or not self.marker_keys:
+            if markers:
+                return {}
+            taken, self.pending = self.pending, {}
+            return taken
+        taken = {}
+        for partition, writes in list(self.pending.items()):
+            chosen = {k: v for k, v in writes.items() if (k in self.marker_keys) == markers}
+            if chosen:
+                taken[partition] = chosen
+                for key in chosen:
+                    del writes[key]
+                if not writes:
+                    del self.pending[partition]
+        return taken
 
     async def _deliver_and_store(self, writes: dict[int, dict[bytes, bytes]]) -> None:
         producer = self.app.producer
@@ -161,7 +187,8 @@ async def confirm_batch(events: Sequence[EventT], tables: Sequence[RawTable]) ->
     cancellation, keep the batch's messages from ever being acknowledged."""
     try:
         yield
-        await asyncio.gather(*(t.changelog_delivered() for t in tables))
+        await asyncio.gather(*(t.changelog_delivered(markers=False) for t in tables))
+        await asyncio.gather(*(t.changelog_delivered(markers=True) for t in tables))
     except BaseException:
         for event in events:
             event.message.incref()  # take_events' ack then leaves it pending

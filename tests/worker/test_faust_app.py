@@ -230,3 +230,41 @@ def test_a_key_in_every_partition_is_read_from_the_current_events(tmp_path: Path
             assert t.get(b"clock") == value
     with in_partition_of(FakeEvent(delivered_message(5, 1))):  # type: ignore[arg-type]
         assert t.get(b"absent", b"default") == b"default"
+
+
+def test_marker_keys_reach_the_broker_only_after_every_other_write_of_the_batch(tmp_path: Path) -> None:
+    """A partition's criteria say every account and user was re-evaluated:
+    restored without them, a replayed criteria change would skip the work."""
+    asyncio.run(_markers_last(tmp_path))
+
+
+async def _markers_last(tmp_path: Path) -> None:
+    app = faust.App("test-markers", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(tmp_path))
+    producer = HeldProducer()
+    app._producer = producer
+    accounts, users = raw_table(app, "accounts", 2), raw_table(app, "users", 2)
+    accounts.marker_keys = frozenset({b"criteria"})
+    write(accounts, b"criteria", b"v4")
+    write(accounts, b"acct", b"state")
+    write(users, b"user", b"state")
+    batch = asyncio.ensure_future(_confirmed([accounts, users]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(k for _t, k, _v, _p in producer.sent) == [b"acct", b"user"]  # not the marker yet
+    producer.deliveries[0].set_result(SimpleNamespace(offset=0))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(producer.sent) == 2, "the marker went out before the users table's write arrived"
+    producer.deliveries[1].set_result(SimpleNamespace(offset=0))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert [k for _t, k, _v, _p in producer.sent[2:]] == [b"criteria"]
+    assert accounts.get_in(1, b"criteria") == b"v4"  # readable all along
+    producer.deliveries[2].set_result(SimpleNamespace(offset=1))
+    await asyncio.wait_for(batch, 5)
+    assert accounts.data._db_for_partition(1).get(b"criteria") == b"v4"
+
+
+async def _confirmed(tables: list[RawTable]) -> None:
+    async with confirm_batch([FakeEvent(delivered_message(9))], tables):  # type: ignore[arg-type]
+        pass
