@@ -261,6 +261,10 @@ def _changes(
     cause: str,
     event_time: int,
 ) -> list[Record]:
+    reached_now = [mid for mid in ids if mid in new_reached and mid not in old_reached]
+    flipped = (old_activated is None) != (new_activated is None)
+    if not reached_now and new_rate == old_rate and not flipped:
+        return []  # most calls change nothing: no record to build
     missing = [i for i in ids if i not in new_reached]
     out: list[Record] = []
 
@@ -284,12 +288,11 @@ def _changes(
             }
         )
 
-    for mid in ids:
-        if mid in new_reached and mid not in old_reached:
-            rec("milestone_reached", mid)
+    for mid in reached_now:
+        rec("milestone_reached", mid)
     if new_rate != old_rate:
         rec("activation_changed")
-    if (old_activated is None) != (new_activated is None):
+    if flipped:
         rec("activated" if new_activated is not None else "deactivated")
     return out
 
