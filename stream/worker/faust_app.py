@@ -199,14 +199,13 @@ class OffsetGapWatch:
     """Counts and logs each time an agent is handed a message past the next
     offset of its partition: the offsets in between were never processed.
 
-    Only a watch: on a topic written without transactions or compaction (all
-    of this pipeline's internal topics) offsets are consecutive, so a gap means
-    the consumer skipped messages, and Faust would then commit past them. It
-    happens right after a rebalance ("expected 2086, got 2095" after the seek
-    to the committed offsets). Seeking the consumer back to the missing offset
-    stalled the partition (the re-fetch never reached the agent), so for now
-    it is counted and logged. The expected offset is the last one processed
-    + 1, or after a rebalance the group's committed offset.
+    A second line of defence behind the sequenced consumer
+    (stream/worker/sequenced_consumer.py), which keeps Faust from doing so
+    after a rebalance; it should stay silent. On a topic written without
+    transactions or compaction (all of this pipeline's internal topics)
+    offsets are consecutive, so a gap means messages were skipped. The
+    expected offset is the last one processed + 1, or after a rebalance the
+    group's committed offset.
     """
 
     def __init__(self, app: faust.App) -> None:
