@@ -107,9 +107,9 @@ class RawTable(faust.Table):  # type: ignore[misc]
         keys.discard(self.data.offset_key)
         return keys
 
-    def _unstored(self) -> list[dict[int, dict[bytes, bytes]]]:
+    def _unstored(self) -> tuple[dict[int, dict[bytes, bytes]], ...]:
         """Newest first: the running batch, then those being delivered."""
-        return [self.pending, *reversed(self.delivering)]
+        return (self.pending, *reversed(self.delivering))
 
     async def changelog_delivered(self, markers: bool | None = None) -> None:
         """Send the writes since the last call to the changelog, wait until the
@@ -135,9 +135,10 @@ class RawTable(faust.Table):  # type: ignore[misc]
             self.delivering.remove(writes)
 
     def _take(self, markers: bool | None) -> dict[int, dict[bytes, bytes]]:
-        if markers is None or not self.marker_keys:
-            if markers:
-                return {}
+        """The pending writes ``changelog_delivered(markers)`` sends, removed from pending."""
+        if markers and not self.marker_keys:
+            return {}
+        if markers is None or not self.marker_keys:  # everything: no per-key split
             taken, self.pending = self.pending, {}
             return taken
         taken = {}

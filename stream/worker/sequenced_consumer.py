@@ -72,9 +72,8 @@ class OffsetSequencer:
             self._next[tp] = offset
 
     def forget(self, tp: TP) -> None:
-        self._next.pop(tp, None)
-        self._handed.pop(tp, None)
-        self._holes.pop(tp, None)
+        """The partition was revoked: nothing is known about it any more."""
+        self.positioned(tp, None)
 
     def next_offset(self, tp: TP) -> int | None:
         return self._next.get(tp)
