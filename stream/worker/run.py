@@ -9,7 +9,6 @@ import orjson
 
 from stream.core.criteria import Criteria, load_criteria_bytes, load_criteria_text
 from stream.core.errors import CriteriaError
-from stream.gc_tuning import tune_gc
 from stream.kafka_admin import ensure_topics, make_producer, partition_count, read_topic
 from stream.settings import Settings
 
@@ -75,6 +74,5 @@ def run_worker(settings: Settings) -> None:
     settings = replace(settings, input_partitions=partition_count(settings, settings.topics.events))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     use_uvloop()
-    tune_gc()
     worker = ActivationWorker(settings, criteria)
     faust.Worker(worker.app, loglevel=settings.log_level.upper()).execute_from_commandline()
