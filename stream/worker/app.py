@@ -130,7 +130,14 @@ class ActivationWorker(TableReads):
         self.directory = raw_table(app, "directory", settings.partitions)
         #: input lane -> the first hop's running maximum at its batch boundaries
         self.input_lanes = raw_table(app, "input-lanes", settings.input_partitions or settings.partitions)
-        self.tables: tuple[RawTable, ...] = (self.accounts, self.users, self.directory, self.input_lanes)
+        #: The tables each agent writes, and the only ones its batches confirm:
+        #: a confirmation delivers whatever a table holds unstored, so one
+        #: agent's confirmation must never take another's writes (see confirm_batch).
+        self.tables_of: dict[str, tuple[RawTable, ...]] = {
+            "ingest": (self.input_lanes,),
+            "directory": (self.directory,),
+            "accounts": (self.accounts, self.users),
+        }
         self.gaps = OffsetGapWatch(app)
         self.criteria_by_partition: dict[int, Criteria] = {}
         self.clocks: dict[int, PartitionClock] = {}
@@ -223,7 +230,7 @@ class ActivationWorker(TableReads):
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
             self.gaps.check(events)
-            async with confirm_batch(events, self.tables):
+            async with confirm_batch(events, self.tables_of["ingest"]):
                 await self._ingest_batch(events)
 
     async def _ingest_batch(self, events: list[EventT[bytes]]) -> None:
@@ -285,6 +292,7 @@ class ActivationWorker(TableReads):
     async def _batches(
         self,
         stream: faust.StreamT[bytes],
+        tables: tuple[RawTable, ...],
         start: Callable[[int], Any],
         handle: Callable[[EventT[bytes], int, Any, Outbox], None],
         finish: Callable[[Any], None],
@@ -298,7 +306,7 @@ class ActivationWorker(TableReads):
         batch_max = min(self.settings.batch_max, PACKED_BATCH_MAX)
         async for events in stream.take_events(batch_max, self.settings.batch_wait_ms / 1000):
             self.gaps.check(events)
-            async with confirm_batch(events, self.tables):
+            async with confirm_batch(events, tables):
                 await self._batch(events, start, handle, finish, close)
 
     async def _batch(
@@ -331,7 +339,9 @@ class ActivationWorker(TableReads):
                 finish(pending)
 
     async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
-        await self._batches(stream, lambda _p: {}, self._directory_one, self._write_entries)
+        await self._batches(
+            stream, self.tables_of["directory"], lambda _p: {}, self._directory_one, self._write_entries
+        )
 
     def _write_entries(self, entries: dict[str, DirectoryEntry]) -> None:
         for user_id, entry in entries.items():
@@ -397,7 +407,7 @@ class ActivationWorker(TableReads):
         return user
 
     async def accounts_agent(self, stream: faust.StreamT[bytes]) -> None:
-        await self._batches(stream, _Dirty, self._account_event, self._write, self._sweep)
+        await self._batches(stream, self.tables_of["accounts"], _Dirty, self._account_event, self._write, self._sweep)
 
     def _account_event(self, event: EventT[bytes], partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         if event.value == TICK:

@@ -185,7 +185,13 @@ async def confirm_batch(events: Sequence[EventT], tables: Sequence[RawTable]) ->
     """Around one batch of an agent: on success, wait until the changelog has
     every write of the batch (Faust acknowledges the batch, and may commit its
     offsets, as soon as the agent asks for the next one); on failure or
-    cancellation, keep the batch's messages from ever being acknowledged."""
+    cancellation, keep the batch's messages from ever being acknowledged.
+
+    ``tables``: the tables this agent writes, and no other agent does. A
+    confirmation delivers whatever a table holds unstored; given another
+    agent's table it would take that agent's writes, and the other agent's
+    own confirmation, finding nothing left, would let its batch be committed
+    while those writes were still on their way (a kill then lost them)."""
     try:
         yield
         await asyncio.gather(*(t.changelog_delivered(markers=False) for t in tables))

@@ -1,0 +1,62 @@
+"""The worker's wiring of its agents to the batch guard (stream/worker/faust_app.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+from stream.core.criteria import load_criteria_text
+from stream.settings import Settings
+from stream.worker.app import ActivationWorker, user_key
+from stream.worker.batching import in_partition_of
+from stream.worker.faust_app import confirm_batch
+from tests.worker.test_faust_app import FakeEvent, HeldProducer, delivered_message
+
+
+def worker_with_held_producer(tmp_path: Path) -> tuple[ActivationWorker, HeldProducer]:
+    settings = Settings(broker_url="kafka://127.0.0.1:1", data_dir=tmp_path)
+    criteria = load_criteria_text(settings.criteria_path.read_text(), str(settings.criteria_path))
+    worker = ActivationWorker(settings, criteria)
+    producer = HeldProducer()
+    worker.app._producer = producer
+    return worker, producer
+
+
+def test_every_table_is_confirmed_by_the_one_agent_that_writes_it(tmp_path: Path) -> None:
+    worker, _producer = worker_with_held_producer(tmp_path)
+    confirmed_by = Counter(table.name for tables in worker.tables_of.values() for table in tables)
+    assert confirmed_by == {"accounts": 1, "users": 1, "directory": 1, "input-lanes": 1}
+    assert [t.name for t in worker.tables_of["accounts"]] == ["accounts", "users"]
+
+
+def test_another_agents_batch_never_takes_the_accounts_agents_writes(tmp_path: Path) -> None:
+    """The loss this prevents: the directory's batch ending while an accounts
+    batch's writes were unstored took and sent them; the accounts batch then
+    found nothing to wait for, was committed, and a kill before the broker had
+    the writes lost them (a user's identify traits, applied to its account)."""
+    asyncio.run(_accounts_writes_stay_with_their_batch(tmp_path))
+
+
+async def _accounts_writes_stay_with_their_batch(tmp_path: Path) -> None:
+    worker, producer = worker_with_held_producer(tmp_path)
+    with in_partition_of(FakeEvent(delivered_message(0, 1))):  # type: ignore[arg-type]
+        worker.accounts[b"acct-1"] = b"account"
+        worker.users[user_key("acct-1", "u1")] = b"user"
+
+    for agent in ("ingest", "directory"):
+        async with confirm_batch([FakeEvent(delivered_message(5))], worker.tables_of[agent]):  # type: ignore[list-item]
+            pass
+    assert producer.sent == [], "another agent's batch sent the accounts agent's writes"
+
+    async def accounts_batch() -> None:
+        async with confirm_batch([FakeEvent(delivered_message(9, 1))], worker.tables_of["accounts"]):  # type: ignore[list-item]
+            pass
+
+    running = asyncio.ensure_future(accounts_batch())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(key for _topic, key, _value, _partition in producer.sent) == [b"acct-1", user_key("acct-1", "u1")]
+    assert not running.done(), "the accounts batch was left before its writes were delivered"
+    producer.deliver_all(first_offset=0)
+    await asyncio.wait_for(running, 5)
