@@ -94,6 +94,37 @@ class Envelope:
             "lm": self.lm,
         }
 
+    def to_row(self) -> tuple[Any, ...]:
+        """The compact wire form: the fields in declaration order, no names.
+
+        Internal topics carry many envelopes per call; without the names a
+        packed message is ~30% smaller and decodes without a lookup per field.
+        """
+        return (
+            self.kind,
+            self.account_id,
+            self.user_id,
+            self.ts,
+            self.lane,
+            self.offset,
+            self.index,
+            self.sub,
+            self.message_id,
+            self.event,
+            self.props,
+            self.traits,
+            self.lm,
+            self.raw,
+        )
+
+    @classmethod
+    def from_wire(cls, item: list[Any] | dict[str, Any]) -> Envelope:
+        """An envelope from either wire form: a row (:meth:`to_row`), or the
+        named form (:meth:`to_dict`) that earlier versions sent."""
+        if isinstance(item, list):
+            return cls(*item)
+        return cls.from_dict(item)
+
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
         return cls.from_dict(orjson.loads(raw))

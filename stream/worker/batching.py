@@ -60,7 +60,7 @@ def pack(envelopes: list[Envelope], max_bytes: int = PACK_MAX_BYTES) -> list[byt
     chunk: list[bytes] = []
     size = 0
     for env in envelopes:
-        item = dumps(env.to_dict())
+        item = dumps(env.to_row())
         if chunk and size + len(item) + 1 > max_bytes - 16:
             out.append(PACKED_PREFIX + b"[" + b",".join(chunk) + b"]}")
             chunk, size = [], 0
@@ -72,7 +72,8 @@ def pack(envelopes: list[Envelope], max_bytes: int = PACK_MAX_BYTES) -> list[byt
 
 
 def unpack(value: bytes) -> list[Envelope]:
-    return [Envelope.from_dict(d) for d in orjson.loads(value)["calls"]]
+    from_wire = Envelope.from_wire
+    return [from_wire(item) for item in orjson.loads(value)["calls"]]
 
 
 @dataclass
