@@ -22,6 +22,7 @@ that offset instead. Only a hole that is still there after a few fresh fetches
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections import defaultdict
@@ -31,8 +32,10 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
+from mode.services import WaitResults
 
 from stream.worker import metrics
+from stream.worker.eager import run_until_blocked
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +178,23 @@ class SequencedConsumer(aiokafka_driver.Consumer):  # type: ignore[misc]
         for tp in revoked:
             self.sequencer.forget(tp)
         await super().on_partitions_revoked(revoked)
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        """Faust's fetch loop calls this once per message, to hand it to the
+        agents' queues unless the flow is suspended first. The hand-over is
+        run at once (:mod:`stream.worker.eager`); only when it has to wait does
+        the race against the stop events take place, as before."""
+        flow_stopped = self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set()
+        if timeout is None and coros and asyncio.iscoroutine(coros[0]) and not flow_stopped:
+            first, *others = coros
+            result, rest = run_until_blocked(first)
+            if rest is None:
+                for other in others:
+                    if asyncio.iscoroutine(other):
+                        other.close()  # never started: no "never awaited" warning
+                return WaitResults([first], [result], False)
+            coros = (rest, *others)
+        return await super().wait_first(*coros, timeout=timeout)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         guarded = self.guarded_topics()

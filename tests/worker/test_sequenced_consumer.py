@@ -178,3 +178,49 @@ async def _real_gap(consumer: SequencedConsumer) -> None:
     assert await fetch(consumer, [2088, 2089]) == [2088, 2089]
     assert metrics.OFFSET_GAPS.labels(EVENTS.topic)._value.get() == before + 1
     assert consumer.seeks == [(EVENTS, 2086)] * 3  # type: ignore[attr-defined]
+
+
+# -- the hand-over to the agents' queues -------------------------------------
+
+
+def test_a_hand_over_that_need_not_wait_runs_at_once(consumer: SequencedConsumer) -> None:
+    consumer.loop.run_until_complete(_hand_over_at_once(consumer))
+
+
+async def _hand_over_at_once(consumer: SequencedConsumer) -> None:
+    ran_in: list[asyncio.Task[Any] | None] = []
+
+    async def callback(offset: int) -> int:
+        ran_in.append(asyncio.current_task())
+        return offset
+
+    suspend = consumer.suspend_flow.wait()
+    results = await consumer.wait_first(callback(7), suspend)
+    assert results.results == [7] and not results.stopped
+    assert ran_in == [asyncio.current_task()]  # in the fetch loop itself: no task per message
+    assert suspend.cr_frame is None  # closed unstarted: no "never awaited" warning
+
+
+def test_a_hand_over_that_waits_still_yields_to_a_suspended_flow(consumer: SequencedConsumer) -> None:
+    consumer.loop.run_until_complete(_hand_over_suspended(consumer))  # Faust's race runs on the service's loop
+
+
+async def _hand_over_suspended(consumer: SequencedConsumer) -> None:
+    queue_has_room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    handed: list[str] = []
+    began = asyncio.Event()
+
+    async def callback() -> None:
+        handed.append("began")
+        began.set()
+        await queue_has_room  # an agent's queue is full
+        handed.append("delivered")
+
+    waiting = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    await began.wait()
+    assert handed == ["began"] and not waiting.done()
+    consumer.suspend_flow.set()  # a rebalance begins
+    results = await waiting
+    assert results.done and not results.stopped
+    assert handed == ["began"]  # the blocked hand-over was abandoned, as Faust does
+    assert queue_has_room.cancelled()
