@@ -120,6 +120,9 @@ class Criteria:
     key_events: frozenset[str] = field(init=False, repr=False, compare=False)
     #: Functional depth's key features: ``kpis.key_features`` or the key events.
     key_features: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    #: The milestone ids in document order (read for every call evaluated: built once).
+    user_milestone_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    account_milestone_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", CriteriaIndex.build(self.user_milestones, self.account_milestones))
@@ -129,20 +132,14 @@ class Criteria:
         keys = self.explicit_key_events or tuple(dict.fromkeys(milestone_events))
         object.__setattr__(self, "key_events", frozenset(keys))
         object.__setattr__(self, "key_features", self.kpis.key_features or tuple(sorted(keys)))
+        object.__setattr__(self, "user_milestone_ids", tuple(m.id for m in self.user_milestones))
+        object.__setattr__(self, "account_milestone_ids", tuple(m.id for m in self.account_milestones))
 
     @property
     def flagship_ids(self) -> tuple[str, ...]:
         return tuple(m.id for m in self.user_milestones if m.flagship) + tuple(
             m.id for m in self.account_milestones if m.flagship
         )
-
-    @property
-    def user_milestone_ids(self) -> tuple[str, ...]:
-        return tuple(m.id for m in self.user_milestones)
-
-    @property
-    def account_milestone_ids(self) -> tuple[str, ...]:
-        return tuple(m.id for m in self.account_milestones)
 
     def activation_count(self, total: int) -> int:
         """How many milestones out of ``total`` make "activated"."""
