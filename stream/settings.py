@@ -95,8 +95,8 @@ class Settings:
     batch_max: int = 5_000
     batch_wait_ms: int = 100
     #: Decoded accounts and users kept in memory (the tables hold the truth).
-    cache_accounts: int = 5_000
-    cache_users: int = 50_000
+    cache_accounts: int = 2_000
+    cache_users: int = 20_000
     #: Event time: how late a call may be, when a silent lane stops holding
     #: the watermark back, and how often a worker nudges its partitions'
     #: clocks forward when no events arrive.
@@ -243,8 +243,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bulk_restore=_bool(env, "STREAM_BULK_RESTORE", True),
         batch_max=_int(env, "STREAM_BATCH_MAX", 5_000),
         batch_wait_ms=_int(env, "STREAM_BATCH_WAIT_MS", 100),
-        cache_accounts=_int(env, "STREAM_CACHE_ACCOUNTS", 5_000),
-        cache_users=_int(env, "STREAM_CACHE_USERS", 50_000),
+        cache_accounts=_int(env, "STREAM_CACHE_ACCOUNTS", 2_000),
+        cache_users=_int(env, "STREAM_CACHE_USERS", 20_000),
         time=TimeRules(
             allowed_lateness_ms=_int(env, "STREAM_ALLOWED_LATENESS_SECONDS", 6 * 3600, minimum=0) * 1000,
             idle_ms=_int(env, "STREAM_IDLE_LANE_SECONDS", 300) * 1000,

@@ -70,8 +70,8 @@ def live(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
         overrides = dict(
             TEST_OVERRIDES,
             # production-size caches (the integration tests' tiny ones are for eviction tests)
-            STREAM_CACHE_ACCOUNTS="5000",
-            STREAM_CACHE_USERS="50000",
+            STREAM_CACHE_ACCOUNTS="2000",
+            STREAM_CACHE_USERS="20000",
             # event time moves on (midnight sweeps: drift alerts) seconds after the last event
             STREAM_IDLE_LANE_SECONDS="3",
             STREAM_TICK_SECONDS="1",
