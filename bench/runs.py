@@ -280,7 +280,9 @@ def core_run(messages: list[tuple[bytes, bytes]], cap_seconds: float) -> dict[st
     from stream.core.criteria import load_criteria_text
     from stream.core.partitioning import partition_for
     from stream.core.replay import OfflinePipeline
+    from stream.gc_tuning import tune_gc
 
+    tune_gc()  # as the worker and `stream verify` run it
     path = ROOT / "deploy" / "criteria.yaml"
     pipeline = OfflinePipeline(load_criteria_text(path.read_text(), str(path)), input_partitions=PARTITIONS)
     offsets = [0] * PARTITIONS

@@ -12,6 +12,7 @@ import orjson
 
 from stream.core.criteria import Criteria, criteria_summary, load_criteria_text
 from stream.core.errors import ConfigError, CriteriaError, StreamError
+from stream.gc_tuning import tune_gc
 from stream.settings import Settings, load_settings
 
 
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_gc()  # a worker, and the replay behind `verify`, hold many objects
     try:
         return int(args.func(args))
     except CriteriaError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import replace
 
@@ -10,6 +9,7 @@ import orjson
 
 from stream.core.criteria import Criteria, load_criteria_bytes, load_criteria_text
 from stream.core.errors import CriteriaError
+from stream.gc_tuning import tune_gc
 from stream.kafka_admin import ensure_topics, make_producer, partition_count, read_topic
 from stream.settings import Settings
 
@@ -63,20 +63,6 @@ def use_uvloop() -> bool:
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
-
-
-#: The cyclic garbage collector's thresholds for a worker (CPython's default
-#: is 700, 10, 10). A worker keeps millions of small objects alive in its
-#: account and user caches, and with the defaults a full collection walked all
-#: of them every second or so: a quarter of the worker's CPU time in the
-#: benchmark. State is freed by reference counting; the collector is only
-#: needed for the few reference cycles (asyncio's futures and exceptions), so
-#: it runs far less often here. Measured: see README "Performance".
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_gc() -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,13 +1,17 @@
-"""Process-wide settings a worker applies before it starts."""
+"""The garbage collector thresholds of the processes that hold state."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from stream.worker.run import GC_THRESHOLDS, tune_gc
+from stream.cli import main
+from stream.gc_tuning import GC_THRESHOLDS, tune_gc
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -18,10 +22,17 @@ def saved_gc_thresholds() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("saved_gc_thresholds")
-def test_a_worker_collects_cyclic_garbage_rarely_but_still_collects_it() -> None:
+def test_cyclic_garbage_is_collected_rarely_but_still_collected() -> None:
     gc.set_threshold(700, 10, 10)  # CPython's defaults
     tune_gc()
     young, middle, old = gc.get_threshold()
     assert (young, middle, old) == GC_THRESHOLDS
     assert young >= 10_000  # a large heap is no longer walked every second
     assert gc.isenabled() and young > 0  # threshold 0 would switch collection off
+
+
+@pytest.mark.usefixtures("saved_gc_thresholds")
+def test_every_command_runs_with_the_tuned_thresholds() -> None:
+    gc.set_threshold(700, 10, 10)
+    assert main(["criteria", "check", str(ROOT / "deploy" / "criteria.yaml")]) == 0
+    assert gc.get_threshold() == GC_THRESHOLDS
