@@ -9,7 +9,6 @@ import orjson
 
 from stream.core.criteria import Criteria, load_criteria_bytes, load_criteria_text
 from stream.core.errors import CriteriaError
-from stream.gc_tuning import tune_gc
 from stream.kafka_admin import ensure_topics, make_producer, partition_count, read_topic
 from stream.settings import Settings
 
@@ -74,7 +73,6 @@ def run_worker(settings: Settings) -> None:
     # each input partition is a lane the event-time watermark waits for
     settings = replace(settings, input_partitions=partition_count(settings, settings.topics.events))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    use_uvloop()
-    tune_gc()
+    use_uvloop()  # the GC thresholds are set by the command line (stream.cli.main), for every command
     worker = ActivationWorker(settings, criteria)
     faust.Worker(worker.app, loglevel=settings.log_level.upper()).execute_from_commandline()
