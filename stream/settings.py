@@ -94,6 +94,12 @@ class Settings:
     #: the latency it adds per hop.
     batch_max: int = 5_000
     batch_wait_ms: int = 100
+    #: How long the broker may hold a worker's fetch when none of its
+    #: partitions has new messages. Apache Kafka answers as soon as one does,
+    #: so there this only sets how often an idle worker asks; a broker that
+    #: always holds the fetch this long (the embedded one) adds it to every
+    #: hop that has caught up. Faust's own value is 1,500 ms.
+    fetch_wait_ms: int = 100
     #: Decoded accounts and users kept in memory (the tables hold the truth).
     cache_accounts: int = 2_000
     cache_users: int = 20_000
@@ -243,6 +249,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bulk_restore=_bool(env, "STREAM_BULK_RESTORE", True),
         batch_max=_int(env, "STREAM_BATCH_MAX", 5_000),
         batch_wait_ms=_int(env, "STREAM_BATCH_WAIT_MS", 100),
+        fetch_wait_ms=_int(env, "STREAM_FETCH_WAIT_MS", 100),
         cache_accounts=_int(env, "STREAM_CACHE_ACCOUNTS", 2_000),
         cache_users=_int(env, "STREAM_CACHE_USERS", 20_000),
         time=TimeRules(

@@ -35,6 +35,7 @@ def test_broker_url_forms():
         ({"STREAM_MAX_EVENT_NAMES_PER_USER": "0"}, "STREAM_MAX_EVENT_NAMES_PER_USER"),
         ({"STREAM_MAX_USERS_PER_ACCOUNT": "many"}, "STREAM_MAX_USERS_PER_ACCOUNT"),
         ({"STREAM_BULK_RESTORE": "maybe"}, "STREAM_BULK_RESTORE"),
+        ({"STREAM_FETCH_WAIT_MS": "0"}, "STREAM_FETCH_WAIT_MS"),
     ],
 )
 def test_malformed_values_name_the_variable(env, name):
@@ -47,6 +48,11 @@ def test_bulk_restore_is_on_unless_turned_off():
     for off in ("false", "0", "No", "OFF"):
         assert load_settings({"STREAM_BULK_RESTORE": off}).bulk_restore is False
     assert load_settings({"STREAM_BULK_RESTORE": "true"}).bulk_restore is True
+
+
+def test_fetch_wait_is_short_unless_configured():
+    assert load_settings({}).fetch_wait_ms == 100
+    assert load_settings({"STREAM_FETCH_WAIT_MS": "500"}).fetch_wait_ms == 500
 
 
 def test_sasl_password_is_not_in_repr():

@@ -281,7 +281,7 @@ def make_app(settings: Settings) -> faust.App:
         TableManager=complete_recovery_table_manager(settings),
     )
     # set before anything asks the app for its transport (it is created lazily)
-    app.transport = SequencedTransport(app.conf.broker_consumer, app)
+    app.transport = SequencedTransport(app.conf.broker_consumer, app, fetch_wait_ms=settings.fetch_wait_ms)
     return app
 
 

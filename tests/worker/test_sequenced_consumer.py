@@ -224,3 +224,21 @@ async def _hand_over_suspended(consumer: SequencedConsumer) -> None:
     assert results.done and not results.stopped
     assert handed == ["began"]  # the blocked hand-over was abandoned, as Faust does
     assert queue_has_room.cancelled()
+
+
+# -- the fetch wait ----------------------------------------------------------
+
+
+def test_the_worker_consumer_fetches_with_the_configured_wait(tmp_path: Any) -> None:
+    """Faust fixes 1,500 ms; the embedded broker holds every fetch without new
+    messages that long, so the setting must reach aiokafka's consumer."""
+    settings = Settings(broker_url="kafka://127.0.0.1:1", data_dir=tmp_path, fetch_wait_ms=70)
+    criteria = load_criteria_text(settings.criteria_path.read_text(), str(settings.criteria_path))
+    app = ActivationWorker(settings, criteria).app
+
+    async def created() -> Any:
+        return app.consumer._thread._create_worker_consumer(app.transport)
+
+    aiokafka_consumer = asyncio.run(created())
+    assert aiokafka_consumer._fetch_max_wait_ms == 70
+    assert aiokafka_consumer._group_id == settings.app_id  # Faust's other settings kept
