@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,19 @@ class PipelineRun:
     #: calls per CPU second of the workers, over the same span: less sensitive
     #: than ``rate`` to other load on the machine
     per_cpu_second: float = 0.0
+    #: DLQ reason -> records, over the workers
+    dead_letter_reasons: dict[str, float] = field(default_factory=dict)
+
+
+def dead_letter_reasons(workers: list[Worker]) -> dict[str, float]:
+    """DLQ records per reason (the ``reason`` label) over the workers."""
+    reasons: dict[str, float] = {}
+    for w in workers:
+        for name, value in w.metrics().items():
+            if name.startswith("stream_dlq_records_total{") and value:
+                reason = name.split('reason="', 1)[1].split('"', 1)[0]
+                reasons[reason] = reasons.get(reason, 0.0) + value
+    return reasons
 
 
 def counted(workers: list[Worker]) -> tuple[float, float]:
@@ -169,7 +182,8 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
     rebalances = sum(metric_sum(w.metrics(), "stream_rebalances_total") for w in workers)
     rss = [w.peak_rss() for w in workers]
     done = calls + dlq >= expected
-    return PipelineRun(n_workers, int(calls), seconds, rate, rss, rebalances, dlq, done, (calls - c0) / cpu)
+    reasons = dead_letter_reasons(workers)
+    return PipelineRun(n_workers, int(calls), seconds, rate, rss, rebalances, dlq, done, (calls - c0) / cpu, reasons)
 
 
 def median_run(runs: list[PipelineRun]) -> PipelineRun:
