@@ -108,6 +108,9 @@ class Settings:
     #: clocks forward when no events arrive.
     time: TimeRules = field(default_factory=TimeRules)
     tick_seconds: float = 5.0
+    #: How often a worker returns the allocator's free memory to the system
+    #: (stream/worker/memory.py); 0: never.
+    memory_trim_seconds: float = 5.0
     #: Partitions of the input topic (its direct lanes); None: as configured.
     input_partitions: int | None = None
     log_level: str = "info"
@@ -257,5 +260,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             idle_ms=_int(env, "STREAM_IDLE_LANE_SECONDS", 300) * 1000,
         ),
         tick_seconds=_float(env, "STREAM_TICK_SECONDS", 5.0),
+        memory_trim_seconds=_number(env, "STREAM_MEMORY_TRIM_SECONDS", 5.0, 0.0),
         log_level=log_level,
     )

@@ -58,6 +58,7 @@ from stream.worker.batching import (
 )
 from stream.worker.dlq import DeadLetters
 from stream.worker.faust_app import OffsetGapWatch, RawTable, confirm_batch, make_app, raw_table
+from stream.worker.memory import release_free_memory
 from stream.worker.publisher import Publisher
 from stream.worker.reads import CLOCK_KEY, CRITERIA_KEY, TableReads
 from stream.worker.web import register_views
@@ -160,6 +161,8 @@ class ActivationWorker(TableReads):
         app.on_partitions_assigned.connect(self._count_rebalance)
         app.timer(interval=gauges.REFRESH_SECONDS, name="refresh-gauges")(self._refresh_gauges)
         app.timer(interval=settings.tick_seconds, name="tick-partitions")(self._tick)
+        if settings.memory_trim_seconds > 0:
+            app.timer(interval=settings.memory_trim_seconds, name="release-free-memory")(self._release_free_memory)
         self.known_criteria: dict[int, Criteria] = {default_criteria.version: default_criteria}
         #: monotonic time before which the state gauges are not recomputed
         self._gauges_due = 0.0
@@ -198,6 +201,9 @@ class ActivationWorker(TableReads):
             # A refresh reads every account the worker owns, on the event loop:
             # with many accounts it is spaced out to cost at most ~5% of the time.
             self._gauges_due = began + GAUGE_COST_FACTOR * (time.monotonic() - began)
+
+    async def _release_free_memory(self) -> None:
+        release_free_memory()
 
     async def _forget_cached_state(self, *_args: Any, **_kwargs: Any) -> None:
         """Partitions moved: another worker may have written what we cached."""
