@@ -5,8 +5,8 @@ account and user record encoded, its changelog message, RocksDB's write batch).
 glibc's malloc keeps the pages they freed inside its heap, and a later batch
 allocates around the ones still alive, so the resident size creeps up to well
 above what Python holds: the benchmark's batch-envelope worker peaked at
-0.93-1.04 GB. ``malloc_trim`` hands the free pages back; every 5 s it took the
-same run's peak to 0.81-0.84 GB (README "Performance").
+927-1,035 MiB. ``malloc_trim`` hands the free pages back; every 5 s it took the
+same run's peak to 813-835 MiB (README "Performance").
 """
 
 from __future__ import annotations
