@@ -126,11 +126,11 @@ class PipelineRun:
     dead_letter_reasons: dict[str, float] = field(default_factory=dict)
 
 
-def dead_letter_reasons(workers: list[Worker]) -> dict[str, float]:
-    """DLQ records per reason (the ``reason`` label) over the workers."""
+def dead_letter_reasons(per_worker: list[dict[str, float]]) -> dict[str, float]:
+    """DLQ records per reason (the ``reason`` label) over the workers' metrics."""
     reasons: dict[str, float] = {}
-    for w in workers:
-        for name, value in w.metrics().items():
+    for samples in per_worker:
+        for name, value in samples.items():
             if name.startswith("stream_dlq_records_total{") and value:
                 reason = name.split('reason="', 1)[1].split('"', 1)[0]
                 reasons[reason] = reasons.get(reason, 0.0) + value
@@ -179,10 +179,11 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
     cpu = max(sum(w.cpu_seconds() for w in workers) - cpu0, 1e-3)
     seconds = max(now - t0, 1e-3)
     rate = (calls - c0) / seconds if calls > c0 else calls / seconds
-    rebalances = sum(metric_sum(w.metrics(), "stream_rebalances_total") for w in workers)
+    final = [w.metrics() for w in workers]
+    rebalances = sum(metric_sum(samples, "stream_rebalances_total") for samples in final)
     rss = [w.peak_rss() for w in workers]
     done = calls + dlq >= expected
-    reasons = dead_letter_reasons(workers)
+    reasons = dead_letter_reasons(final)
     return PipelineRun(n_workers, int(calls), seconds, rate, rss, rebalances, dlq, done, (calls - c0) / cpu, reasons)
 
 

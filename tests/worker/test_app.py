@@ -6,18 +6,15 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-from stream.core.criteria import load_criteria_text
-from stream.settings import Settings
 from stream.worker.app import ActivationWorker, user_key
 from stream.worker.batching import in_partition_of
 from stream.worker.faust_app import confirm_batch
+from tests.worker.offline import offline_worker
 from tests.worker.test_faust_app import FakeEvent, HeldProducer, delivered_message
 
 
 def worker_with_held_producer(tmp_path: Path) -> tuple[ActivationWorker, HeldProducer]:
-    settings = Settings(broker_url="kafka://127.0.0.1:1", data_dir=tmp_path)
-    criteria = load_criteria_text(settings.criteria_path.read_text(), str(settings.criteria_path))
-    worker = ActivationWorker(settings, criteria)
+    worker = offline_worker(tmp_path)
     producer = HeldProducer()
     worker.app._producer = producer
     return worker, producer

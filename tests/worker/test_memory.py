@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream.core.criteria import load_criteria_text
-from stream.settings import Settings, load_settings
+from stream.settings import load_settings
 from stream.worker.app import ActivationWorker
 from stream.worker.memory import release_free_memory
+from tests.worker.offline import offline_worker
 
 
 def resident_bytes() -> int:
@@ -30,12 +30,6 @@ def test_freed_buffers_pinned_by_survivors_are_returned() -> None:
     assert len(survivors) == 625
 
 
-def worker(tmp_path: Path, **overrides: float) -> ActivationWorker:
-    settings = Settings(broker_url="kafka://127.0.0.1:1", data_dir=tmp_path, **overrides)
-    criteria = load_criteria_text(settings.criteria_path.read_text(), str(settings.criteria_path))
-    return ActivationWorker(settings, criteria)
-
-
 def timed(w: ActivationWorker) -> set[str]:
     """The names of the worker's methods that Faust runs on a timer."""
     names = set()
@@ -48,8 +42,8 @@ def timed(w: ActivationWorker) -> set[str]:
 
 
 def test_the_worker_trims_on_a_timer_unless_switched_off(tmp_path: Path) -> None:
-    assert "_release_free_memory" in timed(worker(tmp_path / "on"))
-    assert "_release_free_memory" not in timed(worker(tmp_path / "off", memory_trim_seconds=0))
+    assert "_release_free_memory" in timed(offline_worker(tmp_path / "on"))
+    assert "_release_free_memory" not in timed(offline_worker(tmp_path / "off", memory_trim_seconds=0))
 
 
 def test_the_trim_interval_is_a_setting() -> None:

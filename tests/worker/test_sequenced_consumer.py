@@ -12,11 +12,9 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from stream.core.criteria import load_criteria_text
-from stream.settings import Settings
 from stream.worker import metrics
-from stream.worker.app import ActivationWorker
 from stream.worker.sequenced_consumer import OffsetSequencer, SequencedConsumer, Verdict
+from tests.worker.offline import offline_worker
 
 EVENTS = TP("product-events", 0)
 
@@ -104,9 +102,7 @@ def message(tp: TP, offset: int) -> ConsumerMessage:
 def consumer(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> SequencedConsumer:
     """A SequencedConsumer of a real pipeline app, with Faust's fetch and its
     consumer thread replaced by scripted batches and recorded seeks."""
-    settings = Settings(broker_url="kafka://127.0.0.1:1", data_dir=tmp_path)
-    criteria = load_criteria_text(settings.criteria_path.read_text(), str(settings.criteria_path))
-    app = ActivationWorker(settings, criteria).app
+    app = offline_worker(tmp_path).app
     consumer = app.consumer
     assert isinstance(consumer, SequencedConsumer)
     batches: list[list[ConsumerMessage]] = []
@@ -232,13 +228,12 @@ async def _hand_over_suspended(consumer: SequencedConsumer) -> None:
 def test_the_worker_consumer_fetches_with_the_configured_wait(tmp_path: Any) -> None:
     """Faust fixes 1,500 ms; the embedded broker holds every fetch without new
     messages that long, so the setting must reach aiokafka's consumer."""
-    settings = Settings(broker_url="kafka://127.0.0.1:1", data_dir=tmp_path, fetch_wait_ms=70)
-    criteria = load_criteria_text(settings.criteria_path.read_text(), str(settings.criteria_path))
-    app = ActivationWorker(settings, criteria).app
+    worker = offline_worker(tmp_path, fetch_wait_ms=70)
+    app = worker.app
 
     async def created() -> Any:
         return app.consumer._thread._create_worker_consumer(app.transport)
 
     aiokafka_consumer = asyncio.run(created())
     assert aiokafka_consumer._fetch_max_wait_ms == 70
-    assert aiokafka_consumer._group_id == settings.app_id  # Faust's other settings kept
+    assert aiokafka_consumer._group_id == worker.settings.app_id  # Faust's other settings kept
