@@ -59,15 +59,22 @@ class PartitionClock:
         return max(self.lanes.values(), default=0)
 
     def dump(self) -> bytes:
-        return orjson.dumps({"lanes": self.lanes, "floor": self.floor, "swept": self.swept, "earliest": self.earliest})
+        return orjson.dumps(self.document())
+
+    def document(self) -> dict[str, Any]:
+        return {"lanes": self.lanes, "floor": self.floor, "swept": self.swept, "earliest": self.earliest}
 
     @classmethod
     def load(cls, raw: bytes | None, wall_ms: int, expected_lanes: tuple[str, ...] = ()) -> PartitionClock:
         """Restore a clock. Every known or expected lane counts as just heard,
         so a restart waits ``idle_ms`` for each before declaring it idle."""
-        d: dict[str, Any] = orjson.loads(raw) if raw else {}
+        d: Any = orjson.loads(raw) if raw else {}
         if isinstance(d, int):  # written before lanes were kept: a bare clock
             d = {"lanes": {}, "floor": 0, "swept": 0}
+        return cls.from_document(d, wall_ms, expected_lanes)
+
+    @classmethod
+    def from_document(cls, d: dict[str, Any], wall_ms: int, expected_lanes: tuple[str, ...] = ()) -> PartitionClock:
         clock = cls(
             lanes=dict(d.get("lanes", {})),
             floor=d.get("floor", 0),

@@ -16,6 +16,7 @@ from stream.core.clock import PartitionClock, TimeRules, expected_lanes, latenes
 from stream.core.criteria import Criteria
 from stream.core.envelope import Envelope
 from stream.core.lifecycle import Trigger, triggers_for
+from stream.core.parking import DirectoryClock, expire_parked
 from stream.core.partitioning import partition_for
 from stream.core.routing import (
     TO_ACCOUNT,
@@ -59,6 +60,8 @@ class OfflinePipeline:
 
     #: input partition -> highest event time decoded from it
     lane_max: dict[int, int] = field(default_factory=dict)
+    #: directory partition -> the input's progress and its parked users
+    directory_clocks: dict[int, DirectoryClock] = field(default_factory=dict)
 
     def feed(self, value: bytes, *, partition: int = 0, offset: int = 0, broker_ts: int | None = None) -> None:
         self._feed(value, partition, offset, broker_ts)
@@ -70,7 +73,33 @@ class OfflinePipeline:
             if top is not None:
                 for each in (lane, *(user_lane(u, lane) for u in range(self.partitions))):
                     clock.observe(each, top, 0)
+                self._directory_clock(p).observe(lane, top, 0)
             self._sweep(p, clock.watermark(self.time, 0))
+        for directory_clock in self.directory_clocks.values():
+            self._give_up_parked(directory_clock)
+
+    def _directory_clock(self, partition: int) -> DirectoryClock:
+        clock = self.directory_clocks.get(partition)
+        if clock is None:
+            lanes = tuple(direct_lane(self.topic, q) for q in range(self.input_partitions))
+            clock = self.directory_clocks[partition] = DirectoryClock.load(None, 0, lanes)
+        return clock
+
+    def _give_up_parked(self, clock: DirectoryClock) -> None:
+        """Parked calls the whole input has passed by the grace period (as the
+        directory does after each batch)."""
+        if not clock.parked:
+            return
+        watermark = clock.watermark(self.time, 0)
+        for user_id in clock.due(watermark, self.parking):
+            entry = self.directory[user_id]
+            for expired in expire_parked(entry, watermark, self.parking):
+                self._no_account(expired)
+            clock.note(user_id, entry)
+
+    def _no_account(self, rejected: Envelope) -> None:
+        value = rejected.raw.encode() if rejected.raw is not None else rejected.to_bytes()
+        self.rejections.append(Rejection("no_account", "no group call names this user's account", value))
 
     def _clock(self, partition: int) -> PartitionClock:
         clock = self.clocks.get(partition)
@@ -98,10 +127,11 @@ class OfflinePipeline:
 
     def _directory(self, env: Envelope) -> None:
         entry = self.directory.setdefault(env.user_id, DirectoryEntry())
-        outcome = apply_to_directory(entry, env, partition_for(env.user_id, self.partitions), self.parking)
+        partition = partition_for(env.user_id, self.partitions)
+        outcome = apply_to_directory(entry, env, partition, self.parking)
+        self._directory_clock(partition).note(env.user_id, entry)
         for rejected in outcome.rejected:
-            value = rejected.raw.encode() if rejected.raw is not None else rejected.to_bytes()
-            self.rejections.append(Rejection("no_account", "no group call names this user's account", value))
+            self._no_account(rejected)
         for fwd in outcome.forward:
             self._apply(fwd)
 

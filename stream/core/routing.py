@@ -129,7 +129,8 @@ class ParkingLimits:
 
     Calls on different input partitions race: a user's first track call can
     arrive before the group call that names the account. Such calls wait (in
-    event time) instead of being rejected at once.
+    event time: until every input partition has been read ``grace_ms`` past
+    them, see :mod:`stream.core.parking`) instead of being rejected at once.
     """
 
     grace_ms: int = 7 * 86_400_000
@@ -180,7 +181,6 @@ def apply_to_directory(
             lm=env.lm,
         )
 
-    expired = _expire_parked(entry, env.ts, parking)
     if env.kind == "group":
         known = env.account_id in entry.accounts
         if not known or env.ts > entry.accounts[env.account_id]:
@@ -206,35 +206,24 @@ def apply_to_directory(
             call.lane, call.offset, call.index, call.sub = lane, env.offset, env.index, n
             out.append(call)
         entry.pending = []
-        return DirectoryOutcome(out, rejected=expired)
+        return DirectoryOutcome(out)
     if env.kind == "identify":
         set_traits(entry.traits, env.traits, env.ts)
         if env.account_id and env.account_id not in entry.accounts:
             entry.accounts[env.account_id] = env.ts
-        return DirectoryOutcome([forward("identify", a) for a in sorted(entry.accounts)], rejected=expired)
+        return DirectoryOutcome([forward("identify", a) for a in sorted(entry.accounts)])
     if env.kind == "track":
         account = entry.latest_account()
         if account is not None:
-            return DirectoryOutcome([forward("track", account)], rejected=expired)
+            return DirectoryOutcome([forward("track", account)])
         waiting = forward("track", "")
         waiting.raw = env.raw
         entry.pending.append(waiting.to_dict())
+        # past the bound, the oldest gives up at once (its grace: stream.core.parking)
         if len(entry.pending) > parking.max_parked_per_user:
-            expired.append(Envelope.from_dict(entry.pending.pop(0)))
-        return DirectoryOutcome([], rejected=expired)
-    return DirectoryOutcome([], rejected=[*expired, env])
-
-
-def _expire_parked(entry: DirectoryEntry, now_ms: int, parking: ParkingLimits) -> list[Envelope]:
-    """Parked calls older than the grace period (in event time) give up."""
-    if not entry.pending:
-        return []
-    keep: list[dict[str, Any]] = []
-    expired: list[dict[str, Any]] = []
-    for parked in entry.pending:
-        (expired if parked["ts"] < now_ms - parking.grace_ms else keep).append(parked)
-    entry.pending = keep
-    return [Envelope.from_dict(p) for p in expired]
+            return DirectoryOutcome([], rejected=[Envelope.from_dict(entry.pending.pop(0))])
+        return DirectoryOutcome([])
+    return DirectoryOutcome([], rejected=[env])
 
 
 def visitor_counts(entries: Any) -> tuple[int, int]:

@@ -34,14 +34,12 @@ from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
 from stream.core.lifecycle import triggers_for
+from stream.core.parking import DirectoryClock
 from stream.core.partitioning import partition_for
 from stream.core.routing import (
     TO_ACCOUNT,
-    DirectoryEntry,
-    apply_to_directory,
     direct_lane,
     route_call,
-    user_lane,
 )
 from stream.core.segment import Rejection, decode_message
 from stream.core.state import AccountState, UserState, is_marked
@@ -50,12 +48,14 @@ from stream.core.timeutil import utc_now_ms
 from stream.settings import Settings
 from stream.worker import gauges, metrics
 from stream.worker.batching import (
+    PROGRESS_PREFIX,
     DeadLetter,
     Outbox,
     by_partition,
+    each_call,
     in_partition_of,
-    unpack,
 )
+from stream.worker.directory import DirectoryHop
 from stream.worker.dlq import DeadLetters
 from stream.worker.faust_app import OffsetGapWatch, RawTable, confirm_batch, make_app, raw_table
 from stream.worker.memory import release_free_memory
@@ -68,8 +68,6 @@ log = logging.getLogger("stream.worker")
 CONTROL_PREFIX = b'{"criteria":'
 #: A worker's nudge to a partition it owns: re-read the wall clock, sweep if due.
 TICK = b'{"tick":1}'
-#: How far each lane has got, sent downstream after every batch.
-PROGRESS_PREFIX = b'{"progress":'
 USER_KEY_SEP = "\x1f"
 #: The first hop sends what it has decoded once it holds this many calls (a
 #: batch of Segment batch envelopes can hold a hundred times more calls than
@@ -104,7 +102,7 @@ class LRU(OrderedDict[Any, Any]):
             self.popitem(last=False)
 
 
-class ActivationWorker(TableReads):
+class ActivationWorker(DirectoryHop, TableReads):
     """Holds the app, its topics and tables, and the per-partition criteria."""
 
     def __init__(self, settings: Settings, default_criteria: Criteria) -> None:
@@ -133,6 +131,7 @@ class ActivationWorker(TableReads):
         self.accounts.marker_keys = frozenset({CRITERIA_KEY, CLOCK_KEY})
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
+        self.directory.marker_keys = frozenset({CLOCK_KEY})  # see stream.worker.directory
         #: input lane -> the first hop's running maximum at its batch boundaries
         self.input_lanes = raw_table(app, "input-lanes", settings.input_partitions or settings.partitions)
         #: The tables each agent writes, and the only ones its batches confirm:
@@ -146,6 +145,7 @@ class ActivationWorker(TableReads):
         self.gaps = OffsetGapWatch(app)
         self.criteria_by_partition: dict[int, Criteria] = {}
         self.clocks: dict[int, PartitionClock] = {}
+        self.directory_clocks: dict[int, DirectoryClock] = {}
         inputs = settings.input_partitions or settings.partitions
         self.expected_lanes = expected_lanes(topics.events, inputs, settings.partitions)
         #: (topic, partition) -> highest event time the first hop decoded from it
@@ -211,6 +211,7 @@ class ActivationWorker(TableReads):
         self._gauges_due = 0.0  # the new partitions' gauges at the next tick
         self.criteria_by_partition.clear()
         self.clocks.clear()
+        self.directory_clocks.clear()
         self.input_lane_max.clear()  # resumed from the input-lanes table where reading resumes
         self.account_cache.clear()
         self.user_cache.clear()
@@ -348,36 +349,6 @@ class ActivationWorker(TableReads):
             with in_partition_of(anchor):
                 finish(pending)
 
-    async def directory_agent(self, stream: faust.StreamT[bytes]) -> None:
-        await self._batches(
-            stream, self.tables_of["directory"], lambda _p: {}, self._directory_one, self._write_entries
-        )
-
-    def _write_entries(self, entries: dict[str, DirectoryEntry]) -> None:
-        for user_id, entry in entries.items():
-            self.directory[user_id.encode()] = entry.to_bytes()
-
-    def _directory_one(
-        self, event: EventT[bytes], partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
-    ) -> None:
-        if event.value.startswith(PROGRESS_PREFIX):  # the first hop's progress, passed on through this partition
-            for lane, ts in orjson.loads(event.value)["progress"].items():
-                outbox.advance(user_lane(partition, lane), ts)
-            return
-        _each_call(event.value, outbox, lambda env: self._directory_call(env, partition, entries, outbox))
-
-    def _directory_call(
-        self, env: Envelope, partition: int, entries: dict[str, DirectoryEntry], outbox: Outbox
-    ) -> None:
-        entry = entries.get(env.user_id)
-        if entry is None:
-            entry = entries[env.user_id] = DirectoryEntry.from_bytes(self.directory.get(env.user_id.encode()))
-        outcome = apply_to_directory(entry, env, partition, self.settings.parking)
-        for rejected in outcome.rejected:
-            outbox.dead_envelopes.append(("no_account", "no group call named this user's account in time", rejected))
-        for fwd in outcome.forward:
-            outbox.to_account(fwd)
-
     # ---------------------------------------------------------- accounts
 
     def criteria_for(self, partition: int) -> Criteria:
@@ -438,7 +409,7 @@ class ActivationWorker(TableReads):
         if event.message.timestamp:
             metrics.PROCESSING_LATENCY.observe(max(0.0, utc_now_ms() / 1000 - event.message.timestamp))
         criteria = self.criteria_for(partition)
-        _each_call(event.value, outbox, lambda env: self._account_call(env, criteria, dirty, outbox))
+        each_call(event.value, outbox, lambda env: self._account_call(env, criteria, dirty, outbox))
 
     def _account_call(self, env: Envelope, criteria: Criteria, dirty: _Dirty, outbox: Outbox) -> None:
         state = self._load_account(env.account_id, criteria, dirty)
@@ -585,18 +556,6 @@ class ActivationWorker(TableReads):
             for partition in range(self.settings.partitions):
                 await self.account_topic.send(key=CRITERIA_KEY, value=control, partition=partition)
             log.info("criteria v%d published to %d partitions", criteria.version, self.settings.partitions)
-
-
-def _each_call(value: bytes, outbox: Outbox, apply: Callable[[Envelope], None]) -> None:
-    """Apply each call of a packed message. A call that fails unexpectedly goes
-    to the DLQ alone (``processing_error``); what earlier calls of the batch did
-    stays, since dropping it would lose them."""
-    for env in unpack(value):
-        try:
-            apply(env)
-        except Exception as exc:
-            log.error("processing error on a call of %r/%r: %r", env.account_id, env.user_id, exc, exc_info=exc)
-            outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
 
 
 @dataclass

@@ -14,9 +14,10 @@ account and user touched is written once per batch, inside that context.
 from __future__ import annotations
 
 import contextlib
+import logging
 import weakref
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,11 @@ from faust.types import EventT
 from stream.core.envelope import Envelope
 from stream.core.partitioning import partition_for
 
+log = logging.getLogger("stream.worker")
+
 PACKED_PREFIX = b'{"calls":'
+#: How far each lane has got, sent downstream after every batch.
+PROGRESS_PREFIX = b'{"progress":'
 #: A packed message stays under this many bytes (Kafka's and Faust's producer
 #: limit is 1 MB by default): a batch of Segment batch envelopes can carry far
 #: more calls for one partition than that, so it is sent as several messages.
@@ -74,6 +79,18 @@ def pack(envelopes: list[Envelope], max_bytes: int = PACK_MAX_BYTES) -> list[byt
 def unpack(value: bytes) -> list[Envelope]:
     from_wire = Envelope.from_wire
     return [from_wire(item) for item in orjson.loads(value)["calls"]]
+
+
+def each_call(value: bytes, outbox: Outbox, apply: Callable[[Envelope], None]) -> None:
+    """Apply each call of a packed message. A call that fails unexpectedly goes
+    to the DLQ alone (``processing_error``); what earlier calls of the batch did
+    stays, since dropping it would lose them."""
+    for env in unpack(value):
+        try:
+            apply(env)
+        except Exception as exc:
+            log.error("processing error on a call of %r/%r: %r", env.account_id, env.user_id, exc, exc_info=exc)
+            outbox.dead_envelopes.append(("processing_error", type(exc).__name__, env))
 
 
 @dataclass

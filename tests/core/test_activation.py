@@ -106,7 +106,8 @@ def test_call_naming_no_account_waits_for_the_group_call(criteria):
 def test_call_naming_no_account_goes_to_dlq_after_grace(criteria):
     p = OfflinePipeline(criteria, parking=ParkingLimits(grace_ms=3_600_000, max_parked_per_user=10))
     p.feed(track("x", "stranger", None, "Report Created", 1), offset=0)
-    p.feed(track("y", "stranger", None, "Report Created", 2 * 60), offset=1)  # two hours later
+    # the input read the grace (1 h) and the allowed lateness (6 h) past it
+    p.feed(track("y", "stranger", None, "Report Created", 1 + 7 * 60 + 1), offset=1)
     assert [r.reason for r in p.rejections] == ["no_account"]
     assert p.rejections[0].raw.startswith(b'{"type":"track","messageId":"x"')
     assert len(p.directory["stranger"].pending) == 1

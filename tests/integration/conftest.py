@@ -23,6 +23,8 @@ CLUSTERS = {
     # the scripted six weeks, and its replay from scratch on other topics
     "month": 2,
     "month-replay": 1,
+    # parked calls giving up on the input's progress: a short grace and lateness
+    "parking": 1,
 }
 #: Event-time settings of the month clusters: the default lateness, silent
 #: lanes idle after 3 s, and the wall-clock tick every second.
@@ -31,6 +33,9 @@ MONTH_OVERRIDES = {
     "STREAM_TICK_SECONDS": "1",
     "STREAM_ALLOWED_LATENESS_SECONDS": "21600",  # the default: this one tests event time for real
 }
+#: The parking cluster: two input partitions, a 1 h grace and 1 h of lateness.
+PARKING_INPUT_PARTITIONS = 2
+PARKING_OVERRIDES = {"STREAM_PARK_GRACE_HOURS": "1", "STREAM_ALLOWED_LATENESS_SECONDS": "3600"}
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +58,9 @@ def clusters(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
                 cluster.criteria_path = criteria_path
                 cluster.overrides.update(MONTH_OVERRIDES)
                 cluster.create_input_topic(1)  # one lane: the replay sees the same order
+            if name == "parking":
+                cluster.overrides.update(PARKING_OVERRIDES)
+                cluster.create_input_topic(PARKING_INPUT_PARTITIONS)
             for _ in range(count):
                 cluster.add_worker()
             started[name] = cluster
@@ -73,6 +81,11 @@ def main(clusters: dict[str, Cluster]) -> Cluster:
 @pytest.fixture(scope="session")
 def month(clusters: dict[str, Cluster]) -> Cluster:
     return clusters["month"]
+
+
+@pytest.fixture(scope="session")
+def parking(clusters: dict[str, Cluster]) -> Cluster:
+    return clusters["parking"]
 
 
 @pytest.fixture(scope="session")
