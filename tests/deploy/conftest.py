@@ -70,7 +70,7 @@ def live(tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
         overrides = dict(
             TEST_OVERRIDES,
             # production-size caches (the integration tests' tiny ones are for eviction tests)
-            STREAM_CACHE_ACCOUNTS="2000",
+            STREAM_CACHE_ACCOUNTS="10000",
             STREAM_CACHE_USERS="20000",
             # event time moves on (midnight sweeps: drift alerts) seconds after the last event
             STREAM_IDLE_LANE_SECONDS="3",
