@@ -157,8 +157,13 @@ def lateness_detail(lane_max: int, ts: int, rules: TimeRules) -> str:
     return f"event time {ts} is more than {rules.allowed_lateness_ms} ms behind its input partition's latest {lane_max}"
 
 
+def input_lanes(topic: str, input_partitions: int) -> tuple[str, ...]:
+    """The lane of each input partition: what a directory partition hears from."""
+    return tuple(f"d:{topic}:{q}" for q in range(input_partitions))
+
+
 def expected_lanes(topic: str, input_partitions: int, user_partitions: int) -> tuple[str, ...]:
     """Every lane an account partition hears from: each input partition
     directly, and through each partition of the user directory."""
-    direct = [f"d:{topic}:{q}" for q in range(input_partitions)]
-    return tuple(direct + [f"u{p}:{d}" for p in range(user_partitions) for d in direct])
+    direct = input_lanes(topic, input_partitions)
+    return direct + tuple(f"u{p}:{d}" for p in range(user_partitions) for d in direct)

@@ -23,6 +23,7 @@ moves, not something that waits for the user's next call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,20 @@ class DirectoryClock:
         d: dict[str, Any] = orjson.loads(raw) if raw else {}
         progress = PartitionClock.from_document(d.get("progress", {}), wall_ms, input_lanes)
         return cls(progress, dict(d.get("parked", {})))
+
+
+def give_up_parked(
+    clock: DirectoryClock, entry_of: Callable[[str], DirectoryEntry], watermark: int, parking: ParkingLimits
+) -> dict[str, list[Envelope]]:
+    """The directory partition's step after each batch: every user with a call
+    due gives those calls up (``entry_of`` gives the user's entry, changed in
+    place). Returns user -> the calls given up, for each user the index had due."""
+    out: dict[str, list[Envelope]] = {}
+    for user_id in clock.due(watermark, parking):
+        entry = entry_of(user_id)
+        out[user_id] = expire_parked(entry, watermark, parking)
+        clock.note(user_id, entry)
+    return out
 
 
 def expire_parked(entry: DirectoryEntry, watermark: int, parking: ParkingLimits) -> list[Envelope]:

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stream.core.activation import ActivationLimits, Record, apply_envelope, new_account, new_user
-from stream.core.clock import PartitionClock, TimeRules, expected_lanes, lateness_detail
+from stream.core.clock import PartitionClock, TimeRules, expected_lanes, input_lanes, lateness_detail
 from stream.core.criteria import Criteria
 from stream.core.envelope import Envelope
 from stream.core.lifecycle import Trigger, triggers_for
-from stream.core.parking import DirectoryClock, expire_parked
+from stream.core.parking import DirectoryClock, give_up_parked
 from stream.core.partitioning import partition_for
 from stream.core.routing import (
     TO_ACCOUNT,
@@ -81,7 +81,7 @@ class OfflinePipeline:
     def _directory_clock(self, partition: int) -> DirectoryClock:
         clock = self.directory_clocks.get(partition)
         if clock is None:
-            lanes = tuple(direct_lane(self.topic, q) for q in range(self.input_partitions))
+            lanes = input_lanes(self.topic, self.input_partitions)
             clock = self.directory_clocks[partition] = DirectoryClock.load(None, 0, lanes)
         return clock
 
@@ -90,12 +90,10 @@ class OfflinePipeline:
         directory does after each batch)."""
         if not clock.parked:
             return
-        watermark = clock.watermark(self.time, 0)
-        for user_id in clock.due(watermark, self.parking):
-            entry = self.directory[user_id]
-            for expired in expire_parked(entry, watermark, self.parking):
-                self._no_account(expired)
-            clock.note(user_id, entry)
+        given_up = give_up_parked(clock, self.directory.__getitem__, clock.watermark(self.time, 0), self.parking)
+        for expired in given_up.values():
+            for call in expired:
+                self._no_account(call)
 
     def _no_account(self, rejected: Envelope) -> None:
         value = rejected.raw.encode() if rejected.raw is not None else rejected.to_bytes()

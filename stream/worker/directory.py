@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.types import EventT
 
+from stream.core.clock import input_lanes
 from stream.core.envelope import Envelope
-from stream.core.parking import DirectoryClock, expire_parked
-from stream.core.routing import DirectoryEntry, apply_to_directory, direct_lane, user_lane
+from stream.core.parking import DirectoryClock, give_up_parked
+from stream.core.routing import DirectoryEntry, apply_to_directory, user_lane
 from stream.core.timeutil import utc_now_ms
 from stream.worker.batching import PROGRESS_PREFIX, Outbox, each_call
 from stream.worker.reads import CLOCK_KEY
@@ -54,16 +55,12 @@ class DirectoryHop:
     directory_clocks: dict[int, DirectoryClock]
     _batches: Callable[..., Any]
 
-    def input_lanes_of_directory(self) -> tuple[str, ...]:
-        """The lanes every directory partition hears from: each input partition."""
-        inputs = self.settings.input_partitions or self.settings.partitions
-        return tuple(direct_lane(self.settings.topics.events, q) for q in range(inputs))
-
     def directory_clock(self, partition: int) -> DirectoryClock:
         clock = self.directory_clocks.get(partition)
         if clock is None:
             raw = self.directory.get_in(partition, CLOCK_KEY)
-            clock = DirectoryClock.load(raw, utc_now_ms(), self.input_lanes_of_directory())
+            inputs = self.settings.input_partitions or self.settings.partitions
+            clock = DirectoryClock.load(raw, utc_now_ms(), input_lanes(self.settings.topics.events, inputs))
             self.directory_clocks[partition] = clock
         return clock
 
@@ -108,11 +105,10 @@ class DirectoryHop:
         has passed by the grace period go to the DLQ (see stream.core.parking)."""
         clock = self.directory_clock(partition)
         watermark = clock.watermark(self.settings.time, utc_now_ms())
-        for user_id in clock.due(watermark, self.settings.parking):
-            entry = self._entry(user_id, batch)
-            for expired in expire_parked(entry, watermark, self.settings.parking):
-                outbox.dead_envelopes.append(("no_account", NO_ACCOUNT_DETAIL, expired))
-            clock.note(user_id, entry)
+        given_up = give_up_parked(clock, lambda user_id: self._entry(user_id, batch), watermark, self.settings.parking)
+        for expired in given_up.values():
+            outbox.dead_envelopes += [("no_account", NO_ACCOUNT_DETAIL, call) for call in expired]
+        if given_up:
             batch.clock_changed = True
 
     def _write_entries(self, batch: DirectoryBatch) -> None:
