@@ -223,37 +223,63 @@ def test_unexpected_internal_garbage_is_dead_lettered_not_fatal(main: Cluster):
     )
 
 
-def metric_total(workers, name: str, **labels: str) -> float:
-    """A metric's samples with these labels, summed over workers (as PromQL's sum() would)."""
-    want = {f'{k}="{v}"' for k, v in labels.items()}
-    total = 0.0
+def scrape(workers) -> list[list[tuple[str, set[str], float]]]:
+    """One /metrics scrape per worker, parsed into (name, labels, value) samples.
+
+    A worker refreshes all its state gauges in one step of its event loop, so the
+    samples of one scrape agree with each other; two scrapes may straddle a
+    refresh (accounts still arriving, a rebalance) and need not."""
+    snapshot = []
     for w in workers:
+        samples = []
         for line in w.get("/metrics").text.splitlines():
             if line.startswith("#"):
                 continue
             sample, _, value = line.rpartition(" ")
             sample_name, _, label_part = sample.partition("{")
-            if sample_name == name and want <= set(label_part.rstrip("}").split(",")) - {""}:
-                total += float(value)
-    return total
+            samples.append((sample_name, set(label_part.rstrip("}").split(",")) - {""}, float(value)))
+        snapshot.append(samples)
+    return snapshot
+
+
+def sample_total(samples, name: str, **labels: str) -> float:
+    """A metric's samples with these labels, summed (as PromQL's sum() would)."""
+    want = {f'{k}="{v}"' for k, v in labels.items()}
+    return sum(value for n, have, value in samples if n == name and want <= have)
+
+
+def metric_total(workers, name: str, **labels: str) -> float:
+    """A metric's samples with these labels, summed over workers."""
+    return sum(sample_total(samples, name, **labels) for samples in scrape(workers))
 
 
 def test_state_gauges_count_each_account_once_across_workers(main: Cluster):
     """Each worker reports only the partitions it owns: sums over workers are exact."""
     accounts = [f"gauge-{i}" for i in range(10)]
-    main.produce([keyed(group(f"{a}-u", a, 1, plan="trial")) for a in accounts])
+    # one account that activates, so there are output records to time as well
+    main.produce([keyed(group(f"{a}-u", a, 1, plan="trial")) for a in accounts] + seed_messages("gauge-seed"))
+    accounts.append("gauge-seed")
     for a in accounts:
         wait_until(lambda a=a: main.workers[0].get(f"/accounts/{a}").status_code == 200, 60, what=a)
     known = sum(1 for w in main.workers for a in accounts if w.get(f"/accounts/{a}").status_code == 200) // 2
+    buckets = [f"{b:.1f}" for b in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]
 
-    def totals_match() -> bool:
-        total = metric_total(main.workers, "stream_accounts", state="activated") + metric_total(
-            main.workers, "stream_accounts", state="not_activated"
-        )
-        keys = metric_total(main.workers, "stream_table_keys", table="accounts")
-        return total == keys and total >= known
+    def gauges_agree() -> bool:
+        """Within each worker's scrape, the accounts by state and by activation
+        rate both sum to the accounts it owns; over workers they cover them all."""
+        owned = 0.0
+        for samples in scrape(main.workers):
+            keys = sample_total(samples, "stream_table_keys", table="accounts")
+            by_state = sample_total(samples, "stream_accounts", state="activated") + sample_total(
+                samples, "stream_accounts", state="not_activated"
+            )
+            by_rate = sum(sample_total(samples, "stream_accounts_by_activation_rate", bucket=b) for b in buckets)
+            if not keys == by_state == by_rate:
+                return False
+            owned += keys
+        return owned >= known
 
-    wait_until(totals_match, 60, 1.0, "state gauges to cover every account exactly once")
+    wait_until(gauges_agree, 60, 1.0, "state gauges to cover every account exactly once")
     wait_until(
         lambda: metric_total(main.workers, "stream_worker_ready") == len(main.workers),
         60,
@@ -262,7 +288,12 @@ def test_state_gauges_count_each_account_once_across_workers(main: Cluster):
     )
     assert metric_total(main.workers, "stream_rebalances_total") >= len(main.workers)
     assert metric_total(main.workers, "stream_processing_latency_seconds_count") > 0
-    assert metric_total(main.workers, "stream_event_to_output_seconds_count") > 0
+    wait_until(
+        lambda: metric_total(main.workers, "stream_event_to_output_seconds_count") > 0,
+        60,
+        1.0,
+        "the activation's records to be timed",
+    )
     lag_lines = [
         x
         for w in main.workers
@@ -270,8 +301,3 @@ def test_state_gauges_count_each_account_once_across_workers(main: Cluster):
         if x.startswith("stream_consumer_lag_messages{")
     ]
     assert lag_lines and all(float(x.split()[-1]) >= 0 for x in lag_lines)
-    by_rate = sum(
-        metric_total(main.workers, "stream_accounts_by_activation_rate", bucket=f"{b:.1f}")
-        for b in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    )
-    assert by_rate == metric_total(main.workers, "stream_table_keys", table="accounts")
