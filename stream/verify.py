@@ -128,7 +128,9 @@ def expected_views(pipeline: OfflinePipeline, criteria: Criteria) -> dict[str, d
     """HTTP path -> the view the offline run expects there."""
     views: dict[str, dict[str, Any]] = {}
     for account_id, state in sorted(pipeline.accounts.items()):
-        views[f"/accounts/{quote(account_id, safe='')}"] = account_view(state, criteria, pipeline.clock_for(account_id))
+        views[f"/accounts/{quote(account_id, safe='')}"] = account_view(
+            state, criteria, pipeline.clock_for(account_id), pipeline.swept_for(account_id)
+        )
     for (account_id, user_id), user in sorted(pipeline.users.items()):
         path = f"/accounts/{quote(account_id, safe='')}/users/{quote(user_id, safe='')}"
         views[path] = user_view(pipeline.accounts[account_id], user, criteria, pipeline.clock_for(account_id))

@@ -141,6 +141,11 @@ class OfflinePipeline:
         clock = self.clocks.get(partition_for(account_id, self.partitions))
         return clock.newest if clock is not None else 0
 
+    def swept_for(self, account_id: str) -> int:
+        """The last midnight the account's partition swept (as a worker keeps it)."""
+        clock = self.clocks.get(partition_for(account_id, self.partitions))
+        return clock.swept if clock is not None else 0
+
     def _sweep(self, partition: int, watermark: int) -> None:
         clock = self.clocks[partition]
         for midnight in clock.due_midnights(watermark):

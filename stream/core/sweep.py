@@ -45,8 +45,26 @@ def sweep_account(state: AccountState, criteria: Criteria, midnight: int) -> Pro
 
     Only accounts with a call dated before the midnight are swept: an account
     whose first calls come just after it may exist when the sweep runs or not,
-    depending on how far its partition had got, so it starts at the next one."""
+    depending on how far its partition had got, so it starts at the next one.
+
+    The mark moves only when the sweep changed the account (fired, moved an
+    alert, forgot an old one): most sweeps change nothing, and a mark moved
+    for them alone made the worker rewrite every account of a partition each
+    midnight. A sweep that changed nothing, run again on the same state,
+    changes nothing again, so it needs no mark; the partition's clock says how
+    far its sweeps have got (see :func:`swept_through`)."""
     if state.swept >= midnight or state.first_seen is None or state.first_seen >= midnight:
         return Produced()
-    state.swept = midnight
-    return Produced(triggers=sweep_triggers(state, criteria, midnight), alerts=sweep_alerts(state, criteria, midnight))
+    triggered, resolved = len(state.triggered), len(state.resolved)
+    out = Produced(triggers=sweep_triggers(state, criteria, midnight), alerts=sweep_alerts(state, criteria, midnight))
+    if out.triggers or out.alerts or len(state.triggered) != triggered or len(state.resolved) != resolved:
+        state.swept = midnight
+    return out
+
+
+def swept_through(state: AccountState, partition_swept: int) -> int:
+    """The last midnight whose sweep covered the account: its partition's, once
+    the account had a call before it (else the last that changed it)."""
+    if state.first_seen is not None and state.first_seen < partition_swept:
+        return max(state.swept, partition_swept)
+    return state.swept

@@ -8,6 +8,7 @@ from stream.core.activation import account_base_time, user_base_time
 from stream.core.criteria import Criteria
 from stream.core.engagement import engagement_view
 from stream.core.state import AccountState, Alert, UserState, trait
+from stream.core.sweep import swept_through
 from stream.core.timeutil import to_iso
 
 #: Views have a bounded size whatever the data: lists that grow with an
@@ -70,7 +71,9 @@ def _listed_alerts(state: AccountState) -> list[tuple[str, Alert]]:
     return listed
 
 
-def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[str, Any]:
+def account_view(state: AccountState, criteria: Criteria, now_ms: int, partition_swept: int = 0) -> dict[str, Any]:
+    """``partition_swept``: the last midnight the account's partition swept
+    (without it, ``swept_through`` is the last sweep that changed the account)."""
     ids = criteria.account_milestone_ids
     members = sorted(state.members.items(), key=lambda kv: (-kv[1].rate, kv[0]))
     activated_users = sum(1 for _, m in members if m.activated)
@@ -98,7 +101,7 @@ def account_view(state: AccountState, criteria: Criteria, now_ms: int) -> dict[s
             "top_omitted": max(0, len(members) - MAX_USERS_IN_VIEW),
         },
         "rejected_over_limits": state.overflow,
-        "swept_through": to_iso(state.swept or None),
+        "swept_through": to_iso(swept_through(state, partition_swept) or None),
         "drift_alerts": [
             {
                 "key": key,

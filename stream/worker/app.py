@@ -460,6 +460,10 @@ class ActivationWorker(DirectoryHop, TableReads):
     def clock_of_account(self, account_id: str) -> int:
         return self.clock_for(partition_for(account_id, self.settings.partitions))
 
+    def partition_clock_swept(self, account_id: str) -> int:
+        """The last midnight the account's partition swept (for views)."""
+        return self.partition_clock(partition_for(account_id, self.settings.partitions)).swept
+
     def _sweep(self, partition: int, dirty: _Dirty, outbox: Outbox) -> None:
         """After a partition's part of a batch: advance the watermark and run
         the midnight sweeps it passed, for every account of the partition."""

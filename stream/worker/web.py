@@ -45,7 +45,8 @@ def register_views(worker: ActivationWorker) -> None:
     @app.page("/accounts/{account_id}")
     @app.table_route(table=worker.accounts, match_info="account_id")
     async def get_account(view: View, request: Request, account_id: str) -> Response:
-        return account_answer(view, account_id, account_view)
+        swept = worker.partition_clock_swept(account_id)
+        return account_answer(view, account_id, lambda s, c, now: account_view(s, c, now, swept))
 
     @app.page("/accounts/{account_id}/users/{user_id}")
     @app.table_route(table=worker.accounts, match_info="account_id")

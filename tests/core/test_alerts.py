@@ -18,8 +18,9 @@ from stream.core.criteria import parse_criteria
 from stream.core.partitioning import partition_for
 from stream.core.replay import OfflinePipeline
 from stream.core.state import AccountState
-from stream.core.sweep import sweep_account
+from stream.core.sweep import Produced, sweep_account, swept_through
 from stream.core.timeutil import MS_PER_DAY, to_iso
+from stream.core.views import account_view
 from stream.workload import WorkloadSpec, generate_messages
 from tests.integration.harness import ROOT
 
@@ -137,6 +138,41 @@ def test_a_sweep_is_applied_once_per_account_and_midnight():
     state = AccountState.from_bytes("x", MONTH.accounts["dormant"].to_bytes())
     again = sweep_account(state, V2, state.swept)
     assert (again.alerts, again.triggers) == ([], [])
+
+
+def test_a_sweep_that_changes_nothing_leaves_the_account_as_it_was():
+    """A worker writes only the accounts whose mark moved: a sweep may move it
+    only when it changed the account, and one that did not must leave it
+    byte for byte as it was (so running it again changes nothing either)."""
+    last = max(state.swept for state in MONTH.accounts.values())
+    unchanged = changed = 0
+    for account_id in sorted(MONTH.accounts):
+        state = AccountState.from_bytes(account_id, MONTH.accounts[account_id].to_bytes())
+        for n in range(1, 41):
+            midnight = last + n * MS_PER_DAY
+            before = state.to_bytes()
+            produced = sweep_account(state, V2, midnight)
+            if state.swept == midnight:
+                changed += 1
+                assert state.to_bytes() != before
+                assert sweep_account(state, V2, midnight) == Produced()  # replayed: a no-op
+            else:
+                unchanged += 1
+                assert produced == Produced() and state.to_bytes() == before
+                assert sweep_account(state, V2, midnight) == Produced() and state.to_bytes() == before
+    assert changed and unchanged > changed
+
+
+def test_swept_through_is_the_partitions_once_the_account_had_a_call_before_it():
+    state = AccountState.from_bytes("x", MONTH.accounts["dormant"].to_bytes())
+    assert state.first_seen is not None
+    later = state.swept + 5 * MS_PER_DAY
+    assert swept_through(state, 0) == state.swept  # the last sweep that changed it
+    assert swept_through(state, later) == later
+    newcomer = AccountState.from_bytes("y", state.to_bytes())
+    newcomer.first_seen, newcomer.swept = later, 0
+    assert swept_through(newcomer, later) == 0  # first seen at the midnight: not swept by it
+    assert account_view(state, V2, later, later)["swept_through"] == to_iso(later)
 
 
 @settings(max_examples=200, deadline=None)

@@ -20,7 +20,7 @@ def offline(criteria: Criteria, messages: list[tuple[bytes, bytes]], time: TimeR
 def expected_views(p: OfflinePipeline) -> dict[str, Any]:
     views: dict[str, Any] = {}
     for account_id, state in p.accounts.items():
-        views[account_id] = account_view(state, p.criteria, p.clock_for(account_id))
+        views[account_id] = account_view(state, p.criteria, p.clock_for(account_id), p.swept_for(account_id))
     for (account_id, user_id), user in p.users.items():
         views[f"{account_id}/users/{user_id}"] = user_view(
             p.accounts[account_id], user, p.criteria, p.clock_for(account_id)
