@@ -114,8 +114,8 @@ def refresh(worker: ActivationWorker) -> None:
     for _bound, name in ENGAGEMENT_BUCKETS:
         metrics.ACCOUNTS_BY_ENGAGEMENT.labels(name).set(by_engagement[name])
     metrics.TABLE_KEYS.labels("accounts").set(account_keys)
-    metrics.TABLE_KEYS.labels("users").set(sum(1 for _ in worker.users.data))
-    metrics.TABLE_KEYS.labels("directory").set(sum(1 for _ in worker.directory.data))
+    metrics.TABLE_KEYS.labels("users").set(worker.active_key_count(worker.users))
+    metrics.TABLE_KEYS.labels("directory").set(worker.active_key_count(worker.directory))
     refresh_kpis(worker, by_partition)
     refresh_lag(worker)
 

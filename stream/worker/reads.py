@@ -8,6 +8,7 @@ write, faust-streaming #497).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -34,6 +35,8 @@ class TableReads:
     accounts: faust.Table
     users: faust.Table
     directory: faust.Table
+    #: account id -> decoded state, the newest the worker has (see ActivationWorker)
+    account_cache: Mapping[str, AccountState]
 
     def clock_for(self, partition: int) -> int:
         raise NotImplementedError
@@ -58,13 +61,32 @@ class TableReads:
 
     def partition_states(self, partition: int) -> list[AccountState]:
         """Every account of a partition, read straight from its store (no
-        table write, so safe outside stream iteration)."""
+        table write, so safe outside stream iteration).
+
+        An account the worker holds decoded is taken as it is (a refresh of the
+        gauges decoded every account of the worker otherwise): it is the newest
+        state, the running batch's calls applied, perhaps not stored yet."""
         out = []
+        cached = self.account_cache
         for key in self._partition_account_keys(partition):
-            raw = self.accounts.get_in(partition, key)
-            if raw is not None:
-                out.append(AccountState.from_bytes(key.decode(), raw))
+            account_id = key.decode()
+            state = cached.get(account_id)  # a plain read: the LRU order is not touched
+            if state is None:
+                raw = self.accounts.get_in(partition, key)
+                if raw is None:
+                    continue
+                state = AccountState.from_bytes(account_id, raw)
+            out.append(state)
         return out
+
+    def active_key_count(self, table: faust.Table) -> int:
+        """Keys of a table in the partitions this worker actively owns (RocksDB
+        keys, counted without decoding them)."""
+        offset_key = table.data.offset_key
+        return sum(
+            sum(1 for key in db.keys() if key != offset_key)  # noqa: SIM118 - a RocksDB
+            for db in table.data._dbs_for_actives()
+        )
 
     def visitor_counts(self) -> tuple[int, int]:
         """Visitors and converted visitors on the directory partitions this
