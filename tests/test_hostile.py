@@ -187,7 +187,7 @@ def test_10k_hostile_messages_through_the_offline_pipeline(corpus, criteria):
         assert sum(t.n for t in state.events.values()) == sum(n for (a, _, _), n in tracks.items() if a == account_id)
         # views and KPIs render, as JSON, for whatever was accepted
         now = p.clock_for(account_id)
-        orjson.dumps(account_view(state, criteria, now))
+        orjson.dumps(account_view(state, criteria, now, p.swept_for(account_id)))
         orjson.dumps(account_kpis(state, criteria, now))
     for (account_id, _), user in p.users.items():
         orjson.dumps(user_view(p.accounts[account_id], user, criteria, p.clock_for(account_id)))
@@ -338,7 +338,7 @@ def test_random_calls_through_the_pipeline_never_raise(call):
     p.feed(value, offset=1, broker_ts=NOW)
     p.finish(idle_ms=86_400_000)
     for account_id, state in p.accounts.items():
-        orjson.dumps(account_view(state, _CRITERIA, p.clock_for(account_id)))
+        orjson.dumps(account_view(state, _CRITERIA, p.clock_for(account_id), p.swept_for(account_id)))
 
 
 @DECODE

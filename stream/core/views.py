@@ -71,9 +71,9 @@ def _listed_alerts(state: AccountState) -> list[tuple[str, Alert]]:
     return listed
 
 
-def account_view(state: AccountState, criteria: Criteria, now_ms: int, partition_swept: int = 0) -> dict[str, Any]:
-    """``partition_swept``: the last midnight the account's partition swept
-    (without it, ``swept_through`` is the last sweep that changed the account)."""
+def account_view(state: AccountState, criteria: Criteria, now_ms: int, partition_swept: int) -> dict[str, Any]:
+    """As of its partition's clock: ``now_ms`` its newest event time,
+    ``partition_swept`` the last midnight it swept."""
     ids = criteria.account_milestone_ids
     members = sorted(state.members.items(), key=lambda kv: (-kv[1].rate, kv[0]))
     activated_users = sum(1 for _, m in members if m.activated)

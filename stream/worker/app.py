@@ -482,7 +482,7 @@ class ActivationWorker(DirectoryHop, TableReads):
             for account_id in account_ids:
                 state = self._load_account(account_id, criteria, dirty)
                 outbox.add(sweep_account(state, criteria, midnight))
-                if state.swept == midnight:  # it ran (not a replay): its mark moved
+                if state.swept == midnight:  # it changed the account (see sweep_account)
                     dirty.accounts[account_id] = state
             clock.swept = midnight
             metrics.SWEEPS.inc()

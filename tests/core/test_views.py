@@ -29,7 +29,7 @@ def test_account_view_lists_the_most_activated_users_and_counts_the_rest(criteri
     state = p.accounts["a"]
     for i in range(MAX_USERS_IN_VIEW + 30):
         state.members[f"x{i:04d}"] = Member(rate=1.0 if i >= 100 else 0.0, activated=i >= 100)
-    users = account_view(state, criteria, p.clock_for("a"))["users"]
+    users = account_view(state, criteria, p.clock_for("a"), p.swept_for("a"))["users"]
     assert users["known"] == MAX_USERS_IN_VIEW + 31
     assert len(users["top"]) == MAX_USERS_IN_VIEW
     assert users["top_omitted"] == 31
@@ -40,7 +40,7 @@ def test_account_view_lists_the_most_activated_users_and_counts_the_rest(criteri
 def test_account_view_small_account_omits_nothing(criteria):
     p = OfflinePipeline(criteria)
     p.feed(track("m", "u", "a", "Logged In", 0))
-    view = account_view(p.accounts["a"], criteria, p.clock_for("a"))
+    view = account_view(p.accounts["a"], criteria, p.clock_for("a"), p.swept_for("a"))
     assert view["users"]["top_omitted"] == 0 and view["drift_alerts_omitted"] == 0
     assert [u["user_id"] for u in view["users"]["top"]] == ["u"]
 
@@ -54,7 +54,7 @@ def test_account_view_caps_user_alerts_but_lists_every_account_alert(criteria):
         state.alerts[f"dormant:u{i:04d}"] = Alert("dormant", "warning", 0, user_id=f"u{i:04d}")
     state.alerts["dormant"] = Alert("dormant", "critical", 0)
     state.alerts["zz_flagship_unadopted:ai_editing"] = Alert("flagship_unadopted", "warning", 0, milestone="ai_editing")
-    view = account_view(state, criteria, p.clock_for("a"))
+    view = account_view(state, criteria, p.clock_for("a"), p.swept_for("a"))
     listed = view["drift_alerts"]
     assert len(listed) == MAX_USER_ALERTS_IN_VIEW + 2
     assert view["drift_alerts_omitted"] == extra
