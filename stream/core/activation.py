@@ -388,8 +388,12 @@ def _is_duplicate_id(user: UserState, message_id: str, ts: int, limits: Activati
 
 
 def first_key_time(user: UserState, criteria: Criteria) -> int | None:
-    times = [t.times[0] for e, t in user.events.items() if e in criteria.key_events and t.times]
-    return min(times) if times else None
+    first: int | None = None
+    for event in criteria.key_events:  # a handful, where a user has many event names
+        tally = user.events.get(event)
+        if tally is not None and tally.times and (first is None or tally.times[0] < first):
+            first = tally.times[0]
+    return first
 
 
 def rebuild_key_days(user: UserState, criteria: Criteria) -> None:
@@ -401,23 +405,41 @@ def rebuild_key_days(user: UserState, criteria: Criteria) -> None:
 
 
 def _sync_member(state: AccountState, user: UserState, criteria: Criteria) -> bool:
-    """Copy what account rules, timers and KPIs need from the user; True if it changed."""
+    """Copy what account rules, timer rules and KPIs need from the user.
+
+    Returns True when an account rule may now answer differently: a new member,
+    or a new role or milestone (all the member index aggregates). Most calls
+    only add an active day, which timer rules and KPIs read at the next sweep
+    or query but no account rule does, so the account is not re-evaluated for
+    it. The comparison comes first because most calls change nothing at all.
+    """
     member = state.members.get(user.user_id)
+    role, since, first_key = user.role, user_base_time(user), first_key_time(user, criteria)
+    if (
+        member is not None
+        and member.role == role
+        and member.reached == user.reached
+        and member.rate == user.rate
+        and member.activated_at == user.activated_at
+        and member.since == since
+        and member.first_key == first_key
+        and member.active == user.active
+        and member.key == user.key
+    ):
+        return False
     fresh = Member(
-        user.role,
+        role,
         dict(user.reached),
         user.activated_at is not None,
         user.rate,
-        user_base_time(user),
-        first_key_time(user, criteria),
+        since,
+        first_key,
         user.activated_at,
         user.active.copy(),
         user.key.copy(),
     )
-    if member == fresh:
-        return False
     put_member(state, user.user_id, fresh)
-    return True
+    return member is None or member.role != role or member.reached != fresh.reached
 
 
 def _introduce(state: AccountState, criteria: Criteria, at_ms: int) -> None:
@@ -508,7 +530,7 @@ def apply_envelope(
     if not account_done:
         if not state.introduced:
             _introduce(state, criteria, 0)
-        if _sync_member(state, user, criteria):  # includes a new member (share rules)
+        if _sync_member(state, user, criteria):
             account_dirty = True
         if account_dirty:
             records += _reevaluate_account(state, criteria, "event", cause, ts)

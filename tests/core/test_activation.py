@@ -282,3 +282,39 @@ def test_released_parked_calls_count_at_the_account_level_too(criteria):
     assert p.users[("acme", "y")].events["Logged In"].n == 1
     assert p.accounts["acme"].events["Logged In"].n == 2
     assert sum(c.get("Logged In", 0) for c in p.accounts["acme"].days.values()) == 2
+
+
+def test_account_rules_are_evaluated_only_when_they_can_change(criteria, monkeypatch):
+    """A call that only adds an active day (most calls) updates the member's
+    days in the account record but does not re-run the account rules; a new
+    member, a new milestone or an event an account rule counts does."""
+    import stream.core.activation as activation
+
+    evaluated: list[str] = []
+    real = activation.evaluate_account
+
+    def counting(state, crit):
+        evaluated.append(state.account_id)
+        return real(state, crit)
+
+    monkeypatch.setattr(activation, "evaluate_account", counting)
+    p = OfflinePipeline(criteria, time=NO_LATENESS)
+    day = 24 * 60
+    steps = [
+        (group("u0", "acme", 0), 1),  # a new member
+        (identify("u0", 5, role="Executive"), 1),  # a new role
+        (track("a", "u0", "acme", "Logged In", 10), 0),  # first active day: member changes, no rule input
+        (track("b", "u0", "acme", "Logged In", 20), 0),  # nothing changes
+        (track("c", "u0", "acme", "Logged In", day + 10), 0),  # a second active day
+        (track("d", "u0", "acme", "Report Created", day + 20), 1),  # a user milestone
+        (track("e", "u0", "acme", "Teammate Invited", day + 30), 1),  # an account-event rule's event
+    ]
+    for offset, (msg, runs) in enumerate(steps):
+        before = len(evaluated)
+        p.feed(msg, offset=offset)
+        assert len(evaluated) - before == runs, msg
+    member = p.accounts["acme"].members["u0"]
+    user = p.users[("acme", "u0")]
+    assert member.active == user.active and member.active.count(0, 10**6) == 2
+    assert set(member.reached) == {"report_created"}
+    assert set(p.accounts["acme"].reached) == {"exec_sees_value"}  # the milestone's evaluation still ran
