@@ -49,20 +49,34 @@ class DayMask:
 
     def count(self, first: int, last: int) -> int:
         """Active days in ``[first, last]``."""
-        return sum(1 for day in self.days(first, last))
+        near, far = self._span(first, last)
+        if near > far:
+            return 0
+        return ((self.bits >> near) & ((1 << (far - near + 1)) - 1)).bit_count()
 
     def days(self, first: int, last: int) -> list[int]:
         """The active days in ``[first, last]``, oldest first."""
-        if self.bits == 0:
-            return []
-        lo = max(first, self.newest - MASK_DAYS + 1)
-        hi = min(last, self.newest)
-        return [d for d in range(lo, hi + 1) if self.bits >> (self.newest - d) & 1]
+        near, far = self._span(first, last)
+        return [self.newest - back for back in range(far, near - 1, -1) if self.bits >> back & 1]
 
     def last_on_or_before(self, day: int) -> int | None:
         """The latest active day not after ``day`` (within the remembered range)."""
-        found = self.days(day - MASK_DAYS + 1, day)
-        return found[-1] if found else None
+        near, far = self._span(day - MASK_DAYS + 1, day)
+        if near > far:
+            return None
+        window = (self.bits >> near) & ((1 << (far - near + 1)) - 1)
+        if not window:
+            return None
+        return self.newest - near - ((window & -window).bit_length() - 1)  # the lowest bit is the latest day
+
+    def _span(self, first: int, last: int) -> tuple[int, int]:
+        """``[first, last]`` as bit positions (0 = the newest day), nearest first;
+        empty (near > far) if no remembered day falls in it. Timer rules and
+        KPIs ask these questions of every member at every sweep, so they are
+        answered on the bits rather than day by day."""
+        if self.bits == 0:
+            return 0, -1
+        return max(0, self.newest - last), min(MASK_DAYS - 1, self.newest - first)
 
     def copy(self) -> DayMask:
         return DayMask(self.newest, self.bits)
