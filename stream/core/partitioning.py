@@ -3,6 +3,8 @@ put a key on the same partition as the producers' clients do."""
 
 from __future__ import annotations
 
+import functools
+
 
 def murmur2(data: bytes) -> int:
     """The 32-bit murmur2 hash used by Kafka clients for keyed records."""
@@ -40,6 +42,12 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_for(key: str, partitions: int) -> int:
-    """Partition of a string key, as Kafka's Java and aiokafka clients pick it."""
+    """Partition of a string key, as Kafka's Java and aiokafka clients pick it.
+
+    Remembered for the most recent keys: every call is routed by its account
+    and its user, the same few keys again and again, and murmur2 in Python
+    costs ~2.5 µs a key where a cached answer costs 0.13. 2^16 entries
+    (a large tenant's active users) take ~15 MB."""
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
