@@ -15,7 +15,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
+import msgspec
 
 from stream.core.activity import DayMask
 from stream.core.engagement import DayCounts
@@ -33,12 +33,17 @@ MAX_PROPERTY_KEYS = 8
 MAX_PROPERTY_VALUES = 8
 
 
-@dataclass(slots=True)
-class Tally:
-    """How many times something happened, and the earliest times it did."""
+class Tally(msgspec.Struct, array_like=True, gc=False):
+    """How many times something happened, and the earliest times it did.
+
+    Stored as ``[n, times, last]``. Tallies, members, day masks and alerts are
+    structs so that a record is encoded and decoded in C (a worker does it for
+    every account and user a batch touches), and the first three are untracked
+    by the cycle collector: they hold numbers and lists of numbers.
+    """
 
     n: int = 0
-    times: list[int] = field(default_factory=list)
+    times: list[int] = []
     last: int = 0
 
     def add(self, ts: int) -> None:
@@ -64,29 +69,6 @@ class Tally:
 
     def copy(self) -> Tally:
         return Tally(self.n, list(self.times), self.last)
-
-    def dump(self) -> list[Any]:
-        return [self.n, self.times, self.last]
-
-    @classmethod
-    def load(cls, raw: list[Any]) -> Tally:
-        return cls(raw[0], list(raw[1]), raw[2])
-
-
-def _dump_tallies(d: dict[str, Tally]) -> dict[str, list[Any]]:
-    return {k: t.dump() for k, t in d.items()}
-
-
-def _load_tallies(d: dict[str, list[Any]]) -> dict[str, Tally]:
-    return {k: Tally.load(v) for k, v in d.items()}
-
-
-def _dump_days(days: DayCounts) -> dict[str, dict[str, int]]:
-    return {str(day): counts for day, counts in days.items()}
-
-
-def _load_days(raw: dict[str, dict[str, int]]) -> DayCounts:
-    return {int(day): counts for day, counts in raw.items()}
 
 
 #: A trait value with the event time that set it: ``[value, ts]``.
@@ -166,67 +148,57 @@ class UserState:
         if self.last_seen is None or ts > self.last_seen:
             self.last_seen = ts
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "t": self.traits,
-            "f": self.first_seen,
-            "l": self.last_seen,
-            "e": _dump_tallies(self.events),
-            "w": _dump_tallies(self.wheres),
-            "p": {
-                ev: {k: (None if vals is None else _dump_tallies(vals)) for k, vals in keys.items()}
-                for ev, keys in self.props.items()
-            },
-            "r": self.reached,
-            "rate": self.rate,
-            "a": self.activated_at,
-            "ap": self.applied,
-            "s": self.seen_ids,
-            "d": _dump_days(self.days),
-            "am": self.active.dump(),
-            "km": self.key.dump(),
-        }
-
-    @classmethod
-    def load(cls, account_id: str, user_id: str, d: dict[str, Any]) -> UserState:
-        return cls(
-            account_id=account_id,
-            user_id=user_id,
-            traits=d["t"],
-            first_seen=d["f"],
-            last_seen=d["l"],
-            events=_load_tallies(d["e"]),
-            wheres=_load_tallies(d["w"]),
-            props={
-                ev: {k: (None if vals is None else _load_tallies(vals)) for k, vals in keys.items()}
-                for ev, keys in d["p"].items()
-            },
-            reached=d["r"],
-            rate=d["rate"],
-            activated_at=d["a"],
-            applied=d["ap"],
-            seen_ids=d["s"],
-            days=_load_days(d["d"]),
-            active=DayMask.load(d.get("am")),
-            key=DayMask.load(d.get("km")),
-        )
-
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.dump())
+        return _ENCODER.encode(
+            {
+                "t": self.traits,
+                "f": self.first_seen,
+                "l": self.last_seen,
+                "e": self.events,
+                "w": self.wheres,
+                "p": self.props,
+                "r": self.reached,
+                "rate": self.rate,
+                "a": self.activated_at,
+                "ap": self.applied,
+                "s": self.seen_ids,
+                "d": self.days,
+                "am": self.active,
+                "km": self.key,
+            }
+        )
 
     @classmethod
     def from_bytes(cls, account_id: str, user_id: str, raw: bytes) -> UserState:
-        return cls.load(account_id, user_id, orjson.loads(raw))
+        d = _USER_DECODER.decode(raw)
+        return cls(
+            account_id=account_id,
+            user_id=user_id,
+            traits=d.t,
+            first_seen=d.f,
+            last_seen=d.l,
+            events=d.e,
+            wheres=d.w,
+            props=d.p,
+            reached=d.r,
+            rate=d.rate,
+            activated_at=d.a,
+            applied=d.ap,
+            seen_ids=d.s,
+            days=d.d,
+            active=d.am,
+            key=d.km,
+        )
 
 
-@dataclass(slots=True)
-class Member:
+class Member(msgspec.Struct, array_like=True, gc=False):
     """What the account needs to know of a user: enough for account rules,
     timer rules and KPIs, so a sweep or a KPI query reads one record per
-    account instead of one per user."""
+    account instead of one per user. Stored as an array; one written before
+    timer rules existed has only the first four entries."""
 
     role: str | None = None
-    reached: dict[str, int] = field(default_factory=dict)
+    reached: dict[str, int] = {}
     activated: bool = False
     rate: float = 0.0
     #: Signup time: the ``created_at`` trait, else the first event.
@@ -234,31 +206,11 @@ class Member:
     #: Earliest key event.
     first_key: int | None = None
     activated_at: int | None = None
-    active: DayMask = field(default_factory=DayMask)
-    key: DayMask = field(default_factory=DayMask)
-
-    def dump(self) -> list[Any]:
-        return [
-            self.role,
-            self.reached,
-            self.activated,
-            self.rate,
-            self.since,
-            self.first_key,
-            self.activated_at,
-            self.active.dump(),
-            self.key.dump(),
-        ]
-
-    @classmethod
-    def load(cls, m: list[Any]) -> Member:
-        if len(m) < 9:  # written before timer rules existed
-            return cls(m[0], m[1], m[2], m[3])
-        return cls(m[0], m[1], m[2], m[3], m[4], m[5], m[6], DayMask.load(m[7]), DayMask.load(m[8]))
+    active: DayMask = msgspec.field(default_factory=DayMask)
+    key: DayMask = msgspec.field(default_factory=DayMask)
 
 
-@dataclass(slots=True)
-class Alert:
+class Alert(msgspec.Struct, array_like=True):
     """An open drift alert: what was published last for it."""
 
     kind: str
@@ -266,14 +218,7 @@ class Alert:
     opened_at: int
     user_id: str | None = None
     milestone: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def dump(self) -> list[Any]:
-        return [self.kind, self.severity, self.opened_at, self.user_id, self.milestone, self.evidence]
-
-    @classmethod
-    def load(cls, a: list[Any]) -> Alert:
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5])
+    evidence: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -317,58 +262,54 @@ class AccountState:
         if self.last_seen is None or ts > self.last_seen:
             self.last_seen = ts
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "v": self.criteria_version,
-            "t": self.traits,
-            "f": self.first_seen,
-            "l": self.last_seen,
-            "m": {uid: m.dump() for uid, m in self.members.items()},
-            "e": _dump_tallies(self.events),
-            "w": _dump_tallies(self.wheres),
-            "r": self.reached,
-            "rate": self.rate,
-            "a": self.activated_at,
-            "ap": self.applied,
-            "o": self.overflow,
-            "d": _dump_days(self.days),
-            "tr": self.triggered,
-            "al": {k: a.dump() for k, a in self.alerts.items()},
-            "rs": self.resolved,
-            "in": self.introduced,
-            "sw": self.swept,
-        }
-
-    @classmethod
-    def load(cls, account_id: str, d: dict[str, Any]) -> AccountState:
-        return cls(
-            account_id=account_id,
-            criteria_version=d["v"],
-            traits=d["t"],
-            first_seen=d["f"],
-            last_seen=d["l"],
-            members={uid: Member.load(m) for uid, m in d["m"].items()},
-            events=_load_tallies(d["e"]),
-            wheres=_load_tallies(d["w"]),
-            reached=d["r"],
-            rate=d["rate"],
-            activated_at=d["a"],
-            applied=d["ap"],
-            overflow=d["o"],
-            days=_load_days(d["d"]),
-            triggered=_load_triggered(d.get("tr")),
-            alerts={k: Alert.load(a) for k, a in d.get("al", {}).items()},
-            resolved=d.get("rs", {}),
-            introduced=d.get("in", {}),
-            swept=d.get("sw", 0),
-        )
-
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.dump())
+        return _ENCODER.encode(
+            {
+                "v": self.criteria_version,
+                "t": self.traits,
+                "f": self.first_seen,
+                "l": self.last_seen,
+                "m": self.members,
+                "e": self.events,
+                "w": self.wheres,
+                "r": self.reached,
+                "rate": self.rate,
+                "a": self.activated_at,
+                "ap": self.applied,
+                "o": self.overflow,
+                "d": self.days,
+                "tr": self.triggered,
+                "al": self.alerts,
+                "rs": self.resolved,
+                "in": self.introduced,
+                "sw": self.swept,
+            }
+        )
 
     @classmethod
     def from_bytes(cls, account_id: str, raw: bytes) -> AccountState:
-        return cls.load(account_id, orjson.loads(raw))
+        d = _ACCOUNT_DECODER.decode(raw)
+        return cls(
+            account_id=account_id,
+            criteria_version=d.v,
+            traits=d.t,
+            first_seen=d.f,
+            last_seen=d.l,
+            members=d.m,
+            events=d.e,
+            wheres=d.w,
+            reached=d.r,
+            rate=d.rate,
+            activated_at=d.a,
+            applied=d.ap,
+            overflow=d.o,
+            days=d.d,
+            triggered=_load_triggered(d.tr),
+            alerts=d.al,
+            resolved=d.rs,
+            introduced=d.in_,
+            swept=d.sw,
+        )
 
 
 def _load_triggered(raw: Any) -> dict[str, int]:
@@ -377,3 +318,54 @@ def _load_triggered(raw: Any) -> dict[str, int]:
     if isinstance(raw, list):  # written before triggers had times
         return dict.fromkeys(raw, 0)
     return dict(raw)
+
+
+# ------------------------------------------------------------------ records
+# A record is the JSON object its ``to_bytes`` writes, under short keys. The
+# decoders below read it straight into tallies, members, day masks and alerts
+# (no intermediate dicts and lists); a key missing from an older record takes
+# its default.
+
+
+class _UserRecord(msgspec.Struct):
+    t: Traits = {}
+    f: int | None = None
+    l: int | None = None  # noqa: E741 (the stored key)
+    e: dict[str, Tally] = {}
+    w: dict[str, Tally] = {}
+    p: dict[str, dict[str, dict[str, Tally] | None]] = {}
+    r: dict[str, int] = {}
+    rate: float = 0.0
+    a: int | None = None
+    ap: dict[str, list[int]] = {}
+    s: dict[str, int] = {}
+    d: dict[int, dict[str, int]] = {}
+    am: DayMask = msgspec.field(default_factory=DayMask)
+    km: DayMask = msgspec.field(default_factory=DayMask)
+
+
+class _AccountRecord(msgspec.Struct):
+    v: int = 0
+    t: Traits = {}
+    f: int | None = None
+    l: int | None = None  # noqa: E741 (the stored key)
+    m: dict[str, Member] = {}
+    e: dict[str, Tally] = {}
+    w: dict[str, Tally] = {}
+    r: dict[str, int] = {}
+    rate: float = 0.0
+    a: int | None = None
+    ap: dict[str, list[int]] = {}
+    o: int = 0
+    d: dict[int, dict[str, int]] = {}
+    #: A list in records written before triggers had times.
+    tr: dict[str, int] | list[str] | None = None
+    al: dict[str, Alert] = {}
+    rs: dict[str, int] = {}
+    in_: dict[str, int] = msgspec.field(default_factory=dict, name="in")
+    sw: int = 0
+
+
+_ENCODER = msgspec.json.Encoder()
+_USER_DECODER = msgspec.json.Decoder(_UserRecord)
+_ACCOUNT_DECODER = msgspec.json.Decoder(_AccountRecord)
