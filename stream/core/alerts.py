@@ -18,7 +18,7 @@ from typing import Any
 
 from stream.core.activation import Record, account_base_time, account_reached_as_of, rate_of, record_id
 from stream.core.criteria import Criteria
-from stream.core.engagement import window_total
+from stream.core.engagement import window_score
 from stream.core.state import AccountState, Alert, Member
 from stream.core.timeutil import MS_PER_DAY, to_iso
 
@@ -70,8 +70,8 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
     as_of = account_reached_as_of(state, criteria, at)
     rate = rate_of(as_of, criteria.account_milestone_ids)
     members = _known(state.members, at)
-    current, _ = window_total(state.days, criteria.engagement, day - 6, day)
-    previous, _ = window_total(state.days, criteria.engagement, day - 34, day - 7)
+    current = window_score(state.days, criteria.engagement, day - 6, day)
+    previous = window_score(state.days, criteria.engagement, day - 34, day - 7)
     days_since_start = (at - base) / MS_PER_DAY
 
     # 1. engagement_drop: this week against the weekly average of the 28 days before

@@ -10,7 +10,7 @@ criteria version with new weights re-scores history exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.timeutil import MS_PER_DAY
@@ -34,11 +34,18 @@ class EngagementRules:
     #: A window is "stable" while it changes by at most this share of the previous one.
     trend_tolerance: float = 0.1
 
-    def weight(self, event: str) -> float:
+    #: ``weights`` as a dict (the first weight of a name wins, as listed):
+    #: looked up for every event of every day of a window at every sweep.
+    by_name: dict[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, float] = {}
         for name, w in self.weights:
-            if name == event:
-                return w
-        return self.default_weight
+            by_name.setdefault(name, w)
+        object.__setattr__(self, "by_name", by_name)
+
+    def weight(self, event: str) -> float:
+        return self.by_name.get(event, self.default_weight)
 
 
 def day_of(ts_ms: int) -> int:
@@ -73,6 +80,21 @@ def merge_days(into: DayCounts, other: DayCounts) -> None:
         newest = max(into)
         for old in [d for d in into if d <= newest - KEPT_DAYS]:
             del into[old]
+
+
+def window_score(days: DayCounts, rules: EngagementRules, first_day: int, last_day: int) -> float:
+    """:func:`window_total`'s total alone, summed in the same order (so equal to
+    it): what alert rules read for every account at every sweep."""
+    weights, default = rules.by_name, rules.default_weight
+    total = 0.0
+    for day in range(first_day, last_day + 1):
+        counts = days.get(day)
+        if counts:
+            for event, n in counts.items():
+                w = weights.get(event, default)
+                if w:
+                    total += w * n
+    return total
 
 
 def window_total(

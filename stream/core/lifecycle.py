@@ -103,43 +103,53 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
     # account's users walked all its members once for each.
     account_rate: float | None = None
 
+    triggered = state.triggered
+
     def fire(kind: str, uid: str, key: str, **extra: Any) -> None:
         nonlocal account_rate
-        if key not in state.triggered:
-            state.triggered[key] = at
-            if account_rate is None:
-                account_rate = account_rate_as_of(state, criteria, at)
-            out.append(_timer_trigger(kind, state, uid, key, at, criteria, account_rate, **extra))
+        triggered[key] = at
+        if account_rate is None:
+            account_rate = account_rate_as_of(state, criteria, at)
+        out.append(_timer_trigger(kind, state, uid, key, at, criteria, account_rate, **extra))
 
     for uid, m in sorted(state.members.items()):
         if m.since is None or m.since >= at:
             continue
         # signed up, no key action after N hours
+        # Each condition below holds at every sweep once it holds (for every
+        # member who never acted, at every midnight): the key is looked up
+        # before the trigger's details are formatted.
         if m.since + rules.no_first_key_action_hours * 3_600_000 <= at and (m.first_key is None or m.first_key >= at):
-            fire("no_first_key_action", uid, f"no_first_key:{uid}", signed_up_at=to_iso(m.since))
+            key = f"no_first_key:{uid}"
+            if key not in triggered:
+                fire("no_first_key_action", uid, key, signed_up_at=to_iso(m.since))
         # started, then stuck: some milestones reached, none for N days, some missing
         times = [t for t in m.reached.values() if t < at]
         if times and len(times) < len(criteria.user_milestone_ids) and max(times) <= at - rules.stuck_days * MS_PER_DAY:
             reached = {mid for mid, t in m.reached.items() if t < at}
             stuck_on = next(mid for mid in criteria.user_milestone_ids if mid not in reached)
-            fire(
-                "stuck",
-                uid,
-                f"stuck:{uid}:{stuck_on}:v{criteria.version}",
-                milestone=stuck_on,
-                last_progress_at=to_iso(max(times)),
-                days_stuck=(at - max(times)) // MS_PER_DAY,
-            )
+            key = f"stuck:{uid}:{stuck_on}:v{criteria.version}"
+            if key not in triggered:
+                fire(
+                    "stuck",
+                    uid,
+                    key,
+                    milestone=stuck_on,
+                    last_progress_at=to_iso(max(times)),
+                    days_stuck=(at - max(times)) // MS_PER_DAY,
+                )
         # inactive N days: once per inactivity episode (named by its last active day)
         last = m.active.last_on_or_before(day)
         if last is not None and day - last >= rules.inactive_days:
-            fire(
-                "inactive",
-                uid,
-                f"inactive:{uid}:{last}",
-                last_active_day=(to_iso(last * MS_PER_DAY) or "")[:10],
-                days_inactive=day - last,
-            )
+            key = f"inactive:{uid}:{last}"
+            if key not in triggered:
+                fire(
+                    "inactive",
+                    uid,
+                    key,
+                    last_active_day=(to_iso(last * MS_PER_DAY) or "")[:10],
+                    days_inactive=day - last,
+                )
     horizon = at - 70 * MS_PER_DAY
     for key in [k for k, t in state.triggered.items() if k.startswith("inactive:") and t < horizon]:
         del state.triggered[key]

@@ -8,7 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.core.criteria import parse_criteria
-from stream.core.engagement import KEPT_DAYS, DayCounts, EngagementRules, add_event, day_of, engagement_view, merge_days
+from stream.core.engagement import (
+    KEPT_DAYS,
+    DayCounts,
+    EngagementRules,
+    add_event,
+    day_of,
+    engagement_view,
+    merge_days,
+    window_score,
+    window_total,
+)
 from stream.core.errors import CriteriaError
 from stream.core.replay import OfflinePipeline
 from stream.core.timeutil import MS_PER_DAY
@@ -119,3 +129,19 @@ def test_bad_engagement_section_names_the_field(section, field):
     with pytest.raises(CriteriaError) as info:
         parse_criteria(doc)
     assert info.value.field == field
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.integers(100, 160),
+        st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 50), max_size=4),
+        max_size=40,
+    ),
+    st.integers(90, 170),
+    st.integers(0, 40),
+)
+def test_window_score_is_window_total_without_the_breakdown(days, first, width):
+    rules = EngagementRules(weights=(("a", 1.5), ("b", 0.0), ("c", 0.1), ("a", 9.0)), default_weight=0.3)
+    assert rules.weight("a") == 1.5 and rules.weight("d") == 0.3  # the first weight of a name wins
+    assert window_score(days, rules, first, first + width) == window_total(days, rules, first, first + width)[0]
