@@ -115,10 +115,10 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
     for uid, m in sorted(state.members.items()):
         if m.since is None or m.since >= at:
             continue
-        # signed up, no key action after N hours
         # Each condition below holds at every sweep once it holds (for every
         # member who never acted, at every midnight): the key is looked up
         # before the trigger's details are formatted.
+        # signed up, no key action after N hours
         if m.since + rules.no_first_key_action_hours * 3_600_000 <= at and (m.first_key is None or m.first_key >= at):
             key = f"no_first_key:{uid}"
             if key not in triggered:
