@@ -7,6 +7,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import stream.core.activation as activation
 from stream.core.activation import rebuild_account_tallies
 from stream.core.criteria import parse_criteria
 from stream.core.replay import OfflinePipeline
@@ -326,8 +327,6 @@ def test_account_rules_are_evaluated_only_when_they_can_change(criteria, monkeyp
     """A call that only adds an active day (most calls) updates the member's
     days in the account record but does not re-run the account rules; a new
     member, a new milestone or an event an account rule counts does."""
-    import stream.core.activation as activation
-
     evaluated: list[str] = []
     real = activation.evaluate_account
 
