@@ -411,35 +411,24 @@ def _sync_member(state: AccountState, user: UserState, criteria: Criteria) -> bo
     or a new role or milestone (all the member index aggregates). Most calls
     only add an active day, which timer rules and KPIs read at the next sweep
     or query but no account rule does, so the account is not re-evaluated for
-    it. The comparison comes first because most calls change nothing at all.
+    it.
     """
     member = state.members.get(user.user_id)
-    role, since, first_key = user.role, user_base_time(user), first_key_time(user, criteria)
-    if (
-        member is not None
-        and member.role == role
-        and member.reached == user.reached
-        and member.rate == user.rate
-        and member.activated_at == user.activated_at
-        and member.since == since
-        and member.first_key == first_key
-        and member.active == user.active
-        and member.key == user.key
-    ):
-        return False
     fresh = Member(
-        role,
+        user.role,
         dict(user.reached),
         user.activated_at is not None,
         user.rate,
-        since,
-        first_key,
+        user_base_time(user),
+        first_key_time(user, criteria),
         user.activated_at,
         user.active.copy(),
         user.key.copy(),
     )
+    if member == fresh:
+        return False
     put_member(state, user.user_id, fresh)
-    return member is None or member.role != role or member.reached != fresh.reached
+    return member is None or member.role != fresh.role or member.reached != fresh.reached
 
 
 def _introduce(state: AccountState, criteria: Criteria, at_ms: int) -> None:

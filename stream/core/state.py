@@ -150,22 +150,22 @@ class UserState:
 
     def to_bytes(self) -> bytes:
         return _ENCODER.encode(
-            {
-                "t": self.traits,
-                "f": self.first_seen,
-                "l": self.last_seen,
-                "e": self.events,
-                "w": self.wheres,
-                "p": self.props,
-                "r": self.reached,
-                "rate": self.rate,
-                "a": self.activated_at,
-                "ap": self.applied,
-                "s": self.seen_ids,
-                "d": self.days,
-                "am": self.active,
-                "km": self.key,
-            }
+            _UserRecord(
+                t=self.traits,
+                f=self.first_seen,
+                l=self.last_seen,
+                e=self.events,
+                w=self.wheres,
+                p=self.props,
+                r=self.reached,
+                rate=self.rate,
+                a=self.activated_at,
+                ap=self.applied,
+                s=self.seen_ids,
+                d=self.days,
+                am=self.active,
+                km=self.key,
+            )
         )
 
     @classmethod
@@ -264,26 +264,26 @@ class AccountState:
 
     def to_bytes(self) -> bytes:
         return _ENCODER.encode(
-            {
-                "v": self.criteria_version,
-                "t": self.traits,
-                "f": self.first_seen,
-                "l": self.last_seen,
-                "m": self.members,
-                "e": self.events,
-                "w": self.wheres,
-                "r": self.reached,
-                "rate": self.rate,
-                "a": self.activated_at,
-                "ap": self.applied,
-                "o": self.overflow,
-                "d": self.days,
-                "tr": self.triggered,
-                "al": self.alerts,
-                "rs": self.resolved,
-                "in": self.introduced,
-                "sw": self.swept,
-            }
+            _AccountRecord(
+                v=self.criteria_version,
+                t=self.traits,
+                f=self.first_seen,
+                l=self.last_seen,
+                m=self.members,
+                e=self.events,
+                w=self.wheres,
+                r=self.reached,
+                rate=self.rate,
+                a=self.activated_at,
+                ap=self.applied,
+                o=self.overflow,
+                d=self.days,
+                tr=self.triggered,
+                al=self.alerts,
+                rs=self.resolved,
+                in_=self.introduced,
+                sw=self.swept,
+            )
         )
 
     @classmethod
@@ -321,10 +321,10 @@ def _load_triggered(raw: Any) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ records
-# A record is the JSON object its ``to_bytes`` writes, under short keys. The
-# decoders below read it straight into tallies, members, day masks and alerts
-# (no intermediate dicts and lists); a key missing from an older record takes
-# its default.
+# The stored layout of the two records, one definition for writing and reading:
+# a JSON object under short keys, read straight into tallies, members, day
+# masks and alerts (no intermediate dicts and lists); a key missing from an
+# older record takes its default.
 
 
 class _UserRecord(msgspec.Struct):
