@@ -32,7 +32,7 @@ from faust.types import TP, EventT
 from rocksdict import WriteBatch
 
 from stream.settings import Settings
-from stream.worker import gauges, metrics
+from stream.worker import gauges, metrics, record_batches
 from stream.worker.recovery import complete_recovery_table_manager
 from stream.worker.sequenced_consumer import SequencedTransport
 
@@ -153,22 +153,19 @@ class RawTable(faust.Table):  # type: ignore[misc]
         return taken
 
     async def _deliver_and_store(self, writes: dict[int, dict[bytes, bytes]]) -> None:
-        producer = self.app.producer
         topic = self.changelog_topic.get_topic_name()
-        sends = [
-            await producer.send(topic, key, value, partition=partition, timestamp=None, headers=None)
-            for partition, partition_writes in writes.items()
-            for key, value in partition_writes.items()
-        ]
-        delivered = iter(await asyncio.gather(*sends))
+        reached = await record_batches.deliver(
+            self.app.producer,
+            {(topic, partition): partition_writes.items() for partition, partition_writes in writes.items()},
+        )
         store = self.data
         for partition, partition_writes in writes.items():
+            if not partition_writes:
+                continue
             batch = WriteBatch(raw_mode=True)
-            reached = -1
             for key, value in partition_writes.items():
                 batch.put(key, value)
-                reached = max(reached, next(delivered).offset)
-            batch.put(store.offset_key, str(reached).encode())
+            batch.put(store.offset_key, str(reached[topic, partition]).encode())
             store._db_for_partition(partition).write(batch)
             for key in partition_writes:
                 store._key_index[key] = partition

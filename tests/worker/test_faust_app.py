@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import faust
 import pytest
@@ -15,6 +14,7 @@ from faust.types.tuples import ConsumerMessage
 
 from stream.worker.batching import in_partition_of
 from stream.worker.faust_app import RawTable, confirm_batch, raw_table
+from tests.worker.fake_producer import HeldProducer
 
 
 class FakeEvent:
@@ -31,24 +31,6 @@ class RecordingConsumer:
     def ack(self, message: ConsumerMessage) -> bool:
         self.acked.append(message.offset)
         return True
-
-
-class HeldProducer:
-    """Stands in for Faust's producer: every send waits until the test says
-    the broker has it."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, int]] = []
-        self.deliveries: list[asyncio.Future[Any]] = []
-
-    async def send(self, topic: str, key: bytes, value: bytes, **kw: Any) -> asyncio.Future[Any]:
-        self.sent.append((topic, key, value, kw["partition"]))
-        self.deliveries.append(asyncio.get_running_loop().create_future())
-        return self.deliveries[-1]
-
-    def deliver_all(self, first_offset: int) -> None:
-        for n, fut in enumerate(self.deliveries):
-            fut.set_result(SimpleNamespace(offset=first_offset + n))
 
 
 def delivered_message(offset: int, partition: int = 0) -> ConsumerMessage:

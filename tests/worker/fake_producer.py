@@ -1,0 +1,52 @@
+"""Faust's producer as the pipeline uses it, with deliveries the test controls."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+
+class HeldProducer:
+    """Stands in for Faust's producer and its aiokafka client: every record
+    batch waits until the test says the broker has it."""
+
+    def __init__(self, batch_capacity: int = 100) -> None:
+        self.batch_capacity = batch_capacity
+        self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.deliveries: list[asyncio.Future[Any]] = []
+        self.batch_sizes: list[int] = []
+
+    def _ensure_producer(self) -> HeldProducer:
+        return self
+
+    def create_batch(self) -> FakeBatchBuilder:
+        return FakeBatchBuilder(self.batch_capacity)
+
+    async def send_batch(self, batch: FakeBatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        self.sent += [(topic, key, value, partition) for key, value in batch.messages]
+        self.batch_sizes.append(len(batch.messages))
+        self.deliveries.append(asyncio.get_running_loop().create_future())
+        return self.deliveries[-1]
+
+    def deliver_all(self, first_offset: int) -> None:
+        """Every batch sent, at consecutive offsets in the order they were sent."""
+        offset = first_offset
+        for size, fut in zip(self.batch_sizes, self.deliveries, strict=True):
+            fut.set_result(SimpleNamespace(offset=offset))  # a batch's base offset
+            offset += size
+
+
+class FakeBatchBuilder:
+    """aiokafka's ``BatchBuilder``, as far as it is used: ``append`` says
+    None once the batch is full (an empty one takes any message)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.messages: list[tuple[bytes | None, bytes]] = []
+
+    def append(self, *, key: bytes | None, value: bytes, timestamp: float | None) -> object | None:
+        if self.messages and len(self.messages) >= self.capacity:
+            return None
+        self.messages.append((key, value))
+        return object()
