@@ -59,3 +59,9 @@ async def deliver(
     every = [future for sent in futures.values() for future, _ in sent]
     await asyncio.gather(*every)
     return {destination: sent[-1][0].result().offset + sent[-1][1] - 1 for destination, sent in futures.items()}
+
+
+async def partition_count(producer: Any, topic: str) -> int:
+    """How many partitions ``topic`` has, from the producer's metadata (asked
+    of the broker the first time, then kept current by aiokafka)."""
+    return len(await producer._ensure_producer().partitions_for(topic))

@@ -11,14 +11,18 @@ class HeldProducer:
     """Stands in for Faust's producer and its aiokafka client: every record
     batch waits until the test says the broker has it."""
 
-    def __init__(self, batch_capacity: int = 100) -> None:
+    def __init__(self, batch_capacity: int = 100, partitions: int = 4) -> None:
         self.batch_capacity = batch_capacity
+        self.partitions = partitions
         self.sent: list[tuple[str, bytes, bytes, int]] = []
         self.deliveries: list[asyncio.Future[Any]] = []
         self.batch_sizes: list[int] = []
 
     def _ensure_producer(self) -> HeldProducer:
         return self
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
 
     def create_batch(self) -> FakeBatchBuilder:
         return FakeBatchBuilder(self.batch_capacity)
