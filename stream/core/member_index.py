@@ -21,7 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
-from stream.core.state import AccountState, Member
+from stream.core.state import AccountState, Member, member_json
 
 
 @dataclass(slots=True)
@@ -91,10 +91,14 @@ def current_index(state: AccountState) -> MemberIndex:
 
 
 def put_member(state: AccountState, user_id: str, member: Member) -> None:
-    """Set (add or replace) a member, keeping the index in step."""
+    """Set (add or replace) a member, keeping the index and the member's
+    stored JSON in step."""
     members = state.members
     old = members.get(user_id)
     members[user_id] = member
+    encoded = state.member_json
+    if encoded is not None and encoded[0] is members:
+        encoded[1][user_id] = member_json(member)
     index = state.member_index
     if index is not None and index.members is members:
         index.replace(old, member)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -255,6 +255,15 @@ class AccountState:
     #: Derived from ``members`` for the account rules, never serialized: see
     #: :mod:`stream.core.member_index` (write members with its ``put_member``).
     member_index: MemberIndex | None = field(default=None, init=False, repr=False, compare=False)
+    #: Each member's stored JSON, once the record has been written: kept in
+    #: step by ``put_member``, so a write re-encodes only the members that
+    #: changed. A large account's members are most of its record (1,700
+    #: members: 0.4 of its 0.5 ms to encode), and one call changes one member.
+    #: Held with the members dict it was built from: one replaced wholesale
+    #: is encoded afresh, as is one with a member added behind ``put_member``.
+    member_json: tuple[dict[str, Member], dict[str, msgspec.Raw]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def seen(self, ts: int) -> None:
         if self.first_seen is None or ts < self.first_seen:
@@ -263,13 +272,17 @@ class AccountState:
             self.last_seen = ts
 
     def to_bytes(self) -> bytes:
+        encoded = self.member_json
+        if encoded is None or encoded[0] is not self.members or len(encoded[1]) != len(self.members):
+            encoded = self.member_json = (self.members, {uid: member_json(m) for uid, m in self.members.items()})
+        members = encoded[1]
         return _ENCODER.encode(
             _AccountRecord(
                 v=self.criteria_version,
                 t=self.traits,
                 f=self.first_seen,
                 l=self.last_seen,
-                m=self.members,
+                m=cast("dict[str, Member]", members),  # each member's JSON, written as the member
                 e=self.events,
                 w=self.wheres,
                 r=self.reached,
@@ -310,6 +323,11 @@ class AccountState:
             introduced=d.in_,
             swept=d.sw,
         )
+
+
+def member_json(member: Member) -> msgspec.Raw:
+    """A member as its account record stores it."""
+    return msgspec.Raw(_ENCODER.encode(member))
 
 
 def _load_triggered(raw: Any) -> dict[str, int]:

@@ -4,6 +4,7 @@ against a plain walk over the members (what evaluation did before the index)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -145,6 +146,8 @@ def test_pipeline_account_rules_agree_with_a_walk(first, second, calls, switch_a
         if state is None:
             continue
         assert state.reached == brute(state, p.criteria)
+        # the members' JSON kept by put_member since the last write: as if encoded afresh
+        assert state.to_bytes() == replace(state).to_bytes()
         reloaded = AccountState.from_bytes("a", state.to_bytes())
         assert reloaded.member_index is None
         assert evaluate_account(reloaded, p.criteria) == state.reached
@@ -253,3 +256,19 @@ def test_the_index_is_not_serialized():
     plain = AccountState("a", members={"u0": Member(reached={"m1": 5})})
     assert state.to_bytes() == plain.to_bytes()
     assert state == plain
+
+
+def test_a_written_account_re_encodes_what_changed_since():
+    """Members' JSON is kept from the last write; every way a member can
+    change before the next write shows in the next one."""
+    state = AccountState("a")
+    put_member(state, "u0", Member(reached={"m1": 5}))
+    state.to_bytes()
+    put_member(state, "u0", Member(role="admin", reached={"m1": 5}))  # replaced
+    put_member(state, "u1", Member())  # added
+    assert state.to_bytes() == replace(state).to_bytes()
+    assert AccountState.from_bytes("a", state.to_bytes()).members == state.members
+    state.members["u2"] = Member(reached={"m2": 1})  # added behind put_member
+    assert state.to_bytes() == replace(state).to_bytes()
+    state.members = {"u0": Member(), "u1": Member(), "u2": Member(role="executive")}  # replaced wholesale
+    assert AccountState.from_bytes("a", state.to_bytes()).members == state.members
