@@ -8,10 +8,11 @@ profiles. Here the messages of a partition are appended to aiokafka's record
 batch builders directly and each builder is submitted once.
 
 aiokafka accepts a submitted builder for a partition only once the previous
-one of that partition has left for the broker, so the builders go in rounds
-(the first of every partition, then the second of every partition, ...): one
-produce request then carries one batch of every partition, as with
-``producer.send``. Builders are as large as the producer's
+one of that partition has left for the broker, so each partition's builders
+are filled and submitted by a task of its own: the partitions go side by side
+(one produce request carries a batch of each, as with ``producer.send``), and
+a partition holds at most the builder on its way and the one being filled,
+not a copy of everything it is sent. Builders are as large as the producer's
 ``max_batch_size`` (Faust's ``producer_max_batch_size``), so a broker that
 takes the producer's batches takes these.
 """
@@ -31,34 +32,36 @@ async def deliver(
 ) -> dict[Destination, int]:
     """Send ``messages`` (key, value) in their order per destination, wait
     until the broker has all of them, and return each destination's last
-    offset. Raises what the producer raises for any of them (nothing is
-    known delivered then)."""
+    offset (destinations without messages left out). Raises what the
+    producer raises for any of them (nothing is known delivered then)."""
     client = producer._ensure_producer()  # Faust's wrapper around an AIOKafkaProducer
-    built: dict[Destination, list[tuple[Any, int]]] = {}
-    for destination, pairs in messages.items():
-        builders: list[tuple[Any, int]] = []
-        builder, count = client.create_batch(), 0
-        for key, value in pairs:
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                builders.append((builder, count))
-                builder, count = client.create_batch(), 0
-                builder.append(key=key, value=value, timestamp=None)  # an empty builder takes any one message
-            count += 1
-        if count:
-            builders.append((builder, count))
-        if builders:
-            built[destination] = builders
-    futures: dict[Destination, list[tuple[asyncio.Future[Any], int]]] = {d: [] for d in built}
-    rounds = max((len(b) for b in built.values()), default=0)
-    for i in range(rounds):
-        for (topic, partition), builders in built.items():
-            if i < len(builders):
-                builder, count = builders[i]
-                future = await client.send_batch(builder, topic, partition=partition)
-                futures[topic, partition].append((future, count))
-    every = [future for sent in futures.values() for future, _ in sent]
-    await asyncio.gather(*every)
-    return {destination: sent[-1][0].result().offset + sent[-1][1] - 1 for destination, sent in futures.items()}
+    destinations = list(messages)
+    submitted = await asyncio.gather(*(_submit(client, *d, messages[d]) for d in destinations))
+    await asyncio.gather(*(future for futures in submitted for future, _count in futures))
+    return {
+        destination: futures[-1][0].result().offset + futures[-1][1] - 1
+        for destination, futures in zip(destinations, submitted, strict=True)
+        if futures
+    }
+
+
+async def _submit(
+    client: Any, topic: str, partition: int, pairs: Iterable[tuple[bytes | None, bytes]]
+) -> list[tuple[asyncio.Future[Any], int]]:
+    """One destination's messages in builders, each submitted as it fills:
+    (its delivery future, how many messages it holds), in order."""
+    submitted: list[tuple[asyncio.Future[Any], int]] = []
+    builder, count = client.create_batch(), 0
+    for key, value in pairs:
+        if builder.append(key=key, value=value, timestamp=None) is None:
+            # waits until the partition's previous builder has left for the broker
+            submitted.append((await client.send_batch(builder, topic, partition=partition), count))
+            builder, count = client.create_batch(), 0
+            builder.append(key=key, value=value, timestamp=None)  # an empty builder takes any one message
+        count += 1
+    if count:
+        submitted.append((await client.send_batch(builder, topic, partition=partition), count))
+    return submitted
 
 
 async def partition_count(producer: Any, topic: str) -> int:
