@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections import defaultdict
 from typing import Any
 
 import faust
 import orjson
 
-from stream.core.partitioning import partition_for
+from stream.core.activation import Record
 from stream.core.timeutil import parse_timestamp_ms, utc_now_ms
-from stream.worker import metrics, record_batches
+from stream.worker import metrics
 from stream.worker.batching import Outbox, pack
 from stream.worker.dlq import DeadLetters
 
@@ -36,11 +35,20 @@ class Publisher:
         self.dlq = dlq
         self._names: dict[int, str] = {}
 
-    def _name(self, topic: faust.TopicT) -> str:
+    async def _send(
+        self, topic: faust.TopicT, value: bytes, *, key: bytes | None = None, partition: int | None = None
+    ) -> Any:
+        """Hand a message to the app's producer; returns its delivery future.
+
+        Straight to the producer rather than through ``Topic.send``: that wraps
+        every message in a ``FutureMessage``, a pending message and sensor
+        callbacks this pipeline does not use, which cost as much as sending
+        on batches with many outputs. The message itself is the same.
+        """
         name = self._names.get(id(topic))
         if name is None:
             name = self._names[id(topic)] = topic.get_topic_name()
-        return name
+        return await topic.app.producer.send(name, key, value, partition=partition, timestamp=None, headers=None)
 
     async def send(self, outbox: Outbox) -> None:
         """Send what a batch produced and wait until the broker has all of it.
@@ -49,49 +57,36 @@ class Publisher:
         marks) that the batch changed: if the worker dies in between, the
         batch is processed again and re-sent, which downstream marks and
         record ids absorb. The other order would lose what was not yet sent.
-
-        Straight to the producer, as whole record batches per partition
-        (stream/worker/record_batches.py), rather than through ``Topic.send``:
-        that wraps every message in a ``FutureMessage``, a pending message and
-        sensor callbacks this pipeline does not use, and would attach it to
-        the current event, which Faust publishes at the next commit, after the
-        state's changelog: the wrong order. Keyed outputs go to the partition
-        Kafka's default partitioner picks, as ``producer.send`` did.
         """
-        producer = self.user_topic.app.producer
-        messages: dict[record_batches.Destination, list[tuple[bytes | None, bytes]]] = defaultdict(list)
-        for topic, by_partition in ((self.user_topic, outbox.to_users), (self.account_topic, outbox.to_accounts)):
-            name = self._name(topic)
-            for partition, envs in by_partition.items():
-                messages[name, partition] += [(None, packed) for packed in pack(envs)]
+        # Sent now, to the producer (never attached to the current event, which
+        # Faust would publish at the next commit, after the state's changelog:
+        # the wrong order).
+        pending: list[Any] = []
+        for partition, envs in outbox.to_users.items():
+            for packed in pack(envs):
+                pending.append(await self._send(self.user_topic, packed, partition=partition))
+        for partition, envs in outbox.to_accounts.items():
+            for packed in pack(envs):
+                pending.append(await self._send(self.account_topic, packed, partition=partition))
         if outbox.progress:  # after the data it covers, to every partition
             every = orjson.dumps({"progress": outbox.progress})
             direct = {k: v for k, v in outbox.progress.items() if k.startswith("d:")}
             to_users = orjson.dumps({"progress": direct}) if direct else None
             for partition in range(self.partitions):
-                messages[self._name(self.account_topic), partition].append((b"\x00progress", every))
+                pending.append(await self._send(self.account_topic, every, key=b"\x00progress", partition=partition))
                 if to_users is not None:
-                    messages[self._name(self.user_topic), partition].append((b"\x00progress", to_users))
-        now = utc_now_ms()
-        for record in outbox.records:
-            metrics.CHANGES.labels(record["kind"], record["level"]).inc()
-            metrics.EVENT_TO_OUTPUT.observe(max(0.0, (now - parse_timestamp_ms(record["event_time"])) / 1000))
+                    pending.append(
+                        await self._send(self.user_topic, to_users, key=b"\x00progress", partition=partition)
+                    )
+        pending += await self._publish(outbox.records)
         for alert in outbox.alerts:
             metrics.DRIFT_ALERTS.labels(alert["kind"], alert["status"]).inc()
+            pending.append(await self._send(self.alerts_topic, orjson.dumps(alert), key=alert["account_id"].encode()))
         for trigger in outbox.triggers:
             metrics.TRIGGERS.labels(trigger["kind"]).inc()
-        for topic, outputs in (
-            (self.changes_topic, outbox.records),
-            (self.alerts_topic, outbox.alerts),
-            (self.triggers_topic, outbox.triggers),
-        ):
-            if outputs:
-                name = self._name(topic)
-                count = await record_batches.partition_count(producer, name)
-                for output in outputs:
-                    account = output["account_id"]
-                    messages[name, partition_for(account, count)].append((account.encode(), orjson.dumps(output)))
-        pending: list[Any] = [record_batches.deliver(producer, messages)] if messages else []
+            pending.append(
+                await self._send(self.triggers_topic, orjson.dumps(trigger), key=trigger["account_id"].encode())
+            )
         for d in outbox.dead:
             pending.append(
                 await self.dlq.send(d.reason, d.detail, d.value, d.key, d.topic, d.partition, d.offset, d.index)
@@ -101,3 +96,15 @@ class Publisher:
         awaiting = [p for p in pending if inspect.isawaitable(p)]  # the rest is delivered already
         if awaiting:
             await asyncio.gather(*awaiting)
+
+    async def _publish(self, records: list[Record]) -> list[Any]:
+        """Send change records; returns their delivery futures."""
+        now = utc_now_ms()
+        pending: list[Any] = []
+        for record in records:
+            metrics.CHANGES.labels(record["kind"], record["level"]).inc()
+            metrics.EVENT_TO_OUTPUT.observe(max(0.0, (now - parse_timestamp_ms(record["event_time"])) / 1000))
+            pending.append(
+                await self._send(self.changes_topic, orjson.dumps(record), key=record["account_id"].encode())
+            )
+        return pending

@@ -62,9 +62,3 @@ async def _submit(
     if count:
         submitted.append((await client.send_batch(builder, topic, partition=partition), count))
     return submitted
-
-
-async def partition_count(producer: Any, topic: str) -> int:
-    """How many partitions ``topic`` has, from the producer's metadata (asked
-    of the broker the first time, then kept current by aiokafka)."""
-    return len(await producer._ensure_producer().partitions_for(topic))

@@ -13,9 +13,8 @@ class HeldProducer:
     partition's next batch is taken only once its previous one is gone (here:
     delivered)."""
 
-    def __init__(self, batch_capacity: int = 100, partitions: int = 4) -> None:
+    def __init__(self, batch_capacity: int = 100) -> None:
         self.batch_capacity = batch_capacity
-        self.partitions = partitions
         self.sent: list[tuple[str, bytes, bytes, int]] = []
         self.deliveries: list[asyncio.Future[Any]] = []
         self.batch_sizes: list[int] = []
@@ -24,9 +23,6 @@ class HeldProducer:
 
     def _ensure_producer(self) -> HeldProducer:
         return self
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        return set(range(self.partitions))
 
     def create_batch(self) -> FakeBatchBuilder:
         return FakeBatchBuilder(self.batch_capacity)
