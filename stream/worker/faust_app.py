@@ -155,17 +155,14 @@ class RawTable(faust.Table):  # type: ignore[misc]
     async def _deliver_and_store(self, writes: dict[int, dict[bytes, bytes]]) -> None:
         topic = self.changelog_topic.get_topic_name()
         reached = await record_batches.deliver(
-            self.app.producer,
-            {(topic, partition): partition_writes.items() for partition, partition_writes in writes.items()},
+            self.app.producer, topic, {partition: w.items() for partition, w in writes.items()}
         )
         store = self.data
-        for partition, partition_writes in writes.items():
-            if not partition_writes:
-                continue
+        for partition, partition_writes in writes.items():  # never empty: see _take
             batch = WriteBatch(raw_mode=True)
             for key, value in partition_writes.items():
                 batch.put(key, value)
-            batch.put(store.offset_key, str(reached[topic, partition]).encode())
+            batch.put(store.offset_key, str(reached[partition]).encode())
             store._db_for_partition(partition).write(batch)
             for key in partition_writes:
                 store._key_index[key] = partition

@@ -1,4 +1,4 @@
-"""Many messages to known partitions, handed to the producer as whole record batches.
+"""A table's changelog messages, handed to the producer as whole record batches per partition.
 
 A batch of the accounts agent writes thousands of table keys and the
 changelog message of each went through ``producer.send`` one at a time: a
@@ -23,32 +23,27 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-#: (topic, partition)
-Destination = tuple[str, int]
 
-
-async def deliver(
-    producer: Any, messages: Mapping[Destination, Iterable[tuple[bytes | None, bytes]]]
-) -> dict[Destination, int]:
-    """Send ``messages`` (key, value) in their order per destination, wait
-    until the broker has all of them, and return each destination's last
-    offset (destinations without messages left out). Raises what the
-    producer raises for any of them (nothing is known delivered then)."""
+async def deliver(producer: Any, topic: str, messages: Mapping[int, Iterable[tuple[bytes, bytes]]]) -> dict[int, int]:
+    """Send ``messages`` (partition -> key, value) to ``topic`` in their order
+    per partition, wait until the broker has all of them, and return each
+    partition's last offset (partitions without messages left out). Raises
+    what the producer raises for any of them (nothing is known delivered then)."""
     client = producer._ensure_producer()  # Faust's wrapper around an AIOKafkaProducer
-    destinations = list(messages)
-    submitted = await asyncio.gather(*(_submit(client, *d, messages[d]) for d in destinations))
+    partitions = list(messages)
+    submitted = await asyncio.gather(*(_submit(client, topic, p, messages[p]) for p in partitions))
     await asyncio.gather(*(future for futures in submitted for future, _count in futures))
     return {
-        destination: futures[-1][0].result().offset + futures[-1][1] - 1
-        for destination, futures in zip(destinations, submitted, strict=True)
+        partition: futures[-1][0].result().offset + futures[-1][1] - 1
+        for partition, futures in zip(partitions, submitted, strict=True)
         if futures
     }
 
 
 async def _submit(
-    client: Any, topic: str, partition: int, pairs: Iterable[tuple[bytes | None, bytes]]
+    client: Any, topic: str, partition: int, pairs: Iterable[tuple[bytes, bytes]]
 ) -> list[tuple[asyncio.Future[Any], int]]:
-    """One destination's messages in builders, each submitted as it fills:
+    """One partition's messages in builders, each submitted as it fills:
     (its delivery future, how many messages it holds), in order."""
     submitted: list[tuple[asyncio.Future[Any], int]] = []
     builder, count = client.create_batch(), 0

@@ -61,3 +61,9 @@ class FakeBatchBuilder:
             return None
         self.messages.append((key, value))
         return object()
+
+
+async def settle() -> None:
+    """Let every task run as far as it can."""
+    for _ in range(20):
+        await asyncio.sleep(0)

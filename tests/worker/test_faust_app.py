@@ -14,7 +14,7 @@ from faust.types.tuples import ConsumerMessage
 
 from stream.worker.batching import in_partition_of
 from stream.worker.faust_app import RawTable, confirm_batch, raw_table
-from tests.worker.fake_producer import HeldProducer
+from tests.worker.fake_producer import HeldProducer, settle
 
 
 class FakeEvent:
@@ -79,8 +79,7 @@ async def _left_only_after_delivery(tmp_path: Path) -> None:
             pass
 
     running = asyncio.ensure_future(batch())
-    for _ in range(20):
-        await asyncio.sleep(0)  # let the task run as far as it can
+    await settle()
     assert [(k, v, p) for _topic, k, v, p in producer.sent] == [(b"a", b"1", 1), (b"b", b"2", 1)]
     assert producer.sent[0][0] == t.changelog_topic.get_topic_name()
     assert not running.done(), "the batch was left before its changelog writes were delivered"
@@ -107,8 +106,7 @@ async def _failed_delivery(tmp_path: Path) -> None:
             pass
 
     running = asyncio.ensure_future(batch())
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await settle()
     producer.deliveries[0].set_exception(RuntimeError("broker gone"))
     with pytest.raises(RuntimeError, match="broker gone"):
         await running
@@ -134,8 +132,7 @@ async def _stored_after_changelog(tmp_path: Path) -> None:
     write(t, b"other", b"x", partition=1)
     db = t.data._db_for_partition(0)
     running = asyncio.ensure_future(t.changelog_delivered())
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await settle()
     assert [(k, v) for _topic, k, v, _p in producer.sent] == [(b"acct", b"v2"), (b"other", b"x")]
     assert db.get(b"acct") is None  # being delivered: not stored, yet readable
     assert t.get_in(0, b"acct") == b"v2"
@@ -230,16 +227,13 @@ async def _markers_last(tmp_path: Path) -> None:
     write(accounts, b"acct", b"state")
     write(users, b"user", b"state")
     batch = asyncio.ensure_future(_confirmed([accounts, users]))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await settle()
     assert sorted(k for _t, k, _v, _p in producer.sent) == [b"acct", b"user"]  # not the marker yet
     producer.deliveries[0].set_result(SimpleNamespace(offset=0))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await settle()
     assert len(producer.sent) == 2, "the marker went out before the users table's write arrived"
     producer.deliveries[1].set_result(SimpleNamespace(offset=0))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await settle()
     assert [k for _t, k, _v, _p in producer.sent[2:]] == [b"criteria"]
     assert accounts.get_in(1, b"criteria") == b"v4"  # readable all along
     producer.deliveries[2].set_result(SimpleNamespace(offset=1))

@@ -1,4 +1,4 @@
-"""Table writes and outputs handed to the producer as whole record batches."""
+"""Table changelog messages handed to the producer as whole record batches."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from stream.worker.record_batches import deliver
-from tests.worker.fake_producer import HeldProducer
-
-
-async def settle() -> None:
-    for _ in range(10):
-        await asyncio.sleep(0)  # let every task run as far as it can
+from tests.worker.fake_producer import HeldProducer, settle
 
 
 def test_partitions_go_side_by_side_each_in_order() -> None:
@@ -23,11 +18,11 @@ def test_partitions_go_side_by_side_each_in_order() -> None:
 async def _side_by_side() -> None:
     producer = HeldProducer(batch_capacity=2)
     messages = {
-        ("t", 0): [(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4"), (b"e", b"5")],
-        ("t", 1): [(b"x", b"9")],
-        ("u", 0): [],
+        0: [(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4"), (b"e", b"5")],
+        1: [(b"x", b"9")],
+        2: [],
     }
-    running = asyncio.ensure_future(deliver(producer, messages))
+    running = asyncio.ensure_future(deliver(producer, "t", messages))
     await settle()
     # the first batch of each partition; the next of t[0] waits for its first to leave
     assert [(p, k) for _t, k, _v, p in producer.sent] == [(0, b"a"), (0, b"b"), (1, b"x")]
@@ -38,7 +33,7 @@ async def _side_by_side() -> None:
     producer.deliver_all()  # t[0]: 13-14
     await settle()
     producer.deliver_all()  # t[0]: 15
-    assert await asyncio.wait_for(running, 5) == {("t", 0): 15, ("t", 1): 12}
+    assert await asyncio.wait_for(running, 5) == {0: 15, 1: 12}
     assert producer.batch_sizes == [2, 1, 2, 1]
 
 
@@ -48,7 +43,7 @@ def test_a_batch_the_broker_refuses_fails_the_delivery() -> None:
 
 async def _refused() -> None:
     producer = HeldProducer(batch_capacity=1)
-    running = asyncio.ensure_future(deliver(producer, {("t", 0): [(b"a", b"1")], ("t", 1): [(b"b", b"2")]}))
+    running = asyncio.ensure_future(deliver(producer, "t", {0: [(b"a", b"1")], 1: [(b"b", b"2")]}))
     await settle()
     producer.deliveries[0].set_result(SimpleNamespace(offset=0))
     producer.deliveries[1].set_exception(RuntimeError("message too large"))
@@ -62,10 +57,10 @@ def test_a_message_larger_than_a_batch_goes_alone() -> None:
 
 async def _alone() -> None:
     producer = HeldProducer(batch_capacity=0)  # every builder is "full": only an empty one takes a message
-    running = asyncio.ensure_future(deliver(producer, {("t", 3): [(b"a", b"1"), (b"b", b"2")]}))
+    running = asyncio.ensure_future(deliver(producer, "t", {3: [(b"a", b"1"), (b"b", b"2")]}))
     await settle()
     producer.deliver_all(first_offset=0)
     await settle()
     producer.deliver_all()
-    assert await asyncio.wait_for(running, 5) == {("t", 3): 1}
+    assert await asyncio.wait_for(running, 5) == {3: 1}
     assert producer.batch_sizes == [1, 1]
