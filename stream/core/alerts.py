@@ -13,7 +13,7 @@ resolved when the condition clears, and not reopened within the cooldown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.activation import Record, account_base_time, account_reached_as_of, rate_of, record_id
@@ -50,13 +50,47 @@ def _date(day: int) -> str:
     return iso[:10]
 
 
-def _known(members: dict[str, Member], at: int) -> dict[str, Member]:
-    return {uid: m for uid, m in members.items() if m.since is not None and m.since < at}
+@dataclass(slots=True)
+class _MemberFacts:
+    """What the member rules need, gathered in one walk over the members
+    known before the midnight: a sweep asks it of every member of every
+    account, and most members never had a key event, so their day masks are
+    not read at all."""
+
+    known: int = 0
+    #: Flagship user milestones some known member reached before the midnight.
+    flagships_reached: set[str] = field(default_factory=set)
+    #: The latest key day of any known member (as of the day before the midnight).
+    last_key_day: int | None = None
+    #: Activated members and their last key day, in member order.
+    key_days: list[tuple[str, int]] = field(default_factory=list)
+    #: Members with a key event in the active window, in member order.
+    active: list[tuple[str, Member]] = field(default_factory=list)
 
 
-def _last_key_day(members: dict[str, Member], day: int) -> int | None:
-    days = [d for m in members.values() if (d := m.key.last_on_or_before(day)) is not None]
-    return max(days) if days else None
+def _member_facts(members: dict[str, Member], criteria: Criteria, at: int, day: int) -> _MemberFacts:
+    facts = _MemberFacts()
+    flagships = [mid for mid in criteria.flagship_ids if mid in criteria.index.user_by_id]
+    first_active_day = day - criteria.alerts.active_days + 1
+    for uid, m in members.items():
+        if m.since is None or m.since >= at:
+            continue
+        facts.known += 1
+        for mid in flagships:
+            if mid not in facts.flagships_reached and (t := m.reached.get(mid)) is not None and t < at:
+                facts.flagships_reached.add(mid)
+        key = m.key
+        if not key.bits:
+            continue
+        last = key.last_on_or_before(day)
+        if last is not None:
+            if facts.last_key_day is None or last > facts.last_key_day:
+                facts.last_key_day = last
+            if m.activated_at is not None and m.activated_at < at:
+                facts.key_days.append((uid, last))
+        if key.count(first_active_day, day) > 0:
+            facts.active.append((uid, m))
+    return facts
 
 
 def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Condition]:
@@ -69,7 +103,7 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
         return out
     as_of = account_reached_as_of(state, criteria, at)
     rate = rate_of(as_of, criteria.account_milestone_ids)
-    members = _known(state.members, at)
+    facts = _member_facts(state.members, criteria, at, day)
     current = window_score(state.days, criteria.engagement, day - 6, day)
     previous = window_score(state.days, criteria.engagement, day - 34, day - 7)
     days_since_start = (at - base) / MS_PER_DAY
@@ -113,10 +147,8 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
     for mid in criteria.flagship_ids:
         available = max(state.introduced.get(mid, 0), base)
         waited = (at - available) / MS_PER_DAY
-        if mid in criteria.index.user_by_id:
-            reached = any(t < at for mem in members.values() if (t := mem.reached.get(mid)) is not None)
-        else:
-            reached = mid in as_of
+        # a user milestone counts when any known member reached it first
+        reached = mid in (facts.flagships_reached if mid in criteria.index.user_by_id else as_of)
         if waited >= rules.flagship_after_days and not reached:
             out[f"flagship_unadopted:{mid}"] = Condition(
                 "critical" if waited >= 2 * rules.flagship_after_days else "warning",
@@ -128,18 +160,15 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
                 milestone=mid,
             )
     # 6. dormant: no key event from the account (or from an activated user) for N days
-    last = _last_key_day(members, day)
+    last = facts.last_key_day
     if last is not None and day - last >= rules.dormant_after_days:
         idle = day - last
         out["dormant"] = Condition(
             "critical" if idle >= 2 * rules.dormant_after_days else "warning",
             {"last_key_day": _date(last), "days_without_key_event": idle, "after_days": rules.dormant_after_days},
         )
-    for uid, m in members.items():
-        if m.activated_at is None or m.activated_at >= at:
-            continue
-        last_user = m.key.last_on_or_before(day)
-        if last_user is not None and day - last_user >= rules.dormant_after_days:
+    for uid, last_user in facts.key_days:
+        if day - last_user >= rules.dormant_after_days:
             idle = day - last_user
             out[f"dormant:{uid}"] = Condition(
                 "critical" if idle >= 2 * rules.dormant_after_days else "warning",
@@ -151,14 +180,14 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
                 user_id=uid,
             )
     # 7. organisational depth: one user carries the account / no manager is active
-    active = {uid: m for uid, m in members.items() if m.key.count(day - rules.active_days + 1, day) > 0}
-    if len(members) >= rules.champion_min_users and len(active) == 1:
+    active = dict(facts.active)
+    if facts.known >= rules.champion_min_users and len(active) == 1:
         (champion,) = active
         out["single_champion"] = Condition(
             "warning",
             {
                 "active_users": 1,
-                "known_users": len(members),
+                "known_users": facts.known,
                 "champion": champion,
                 "active_days": rules.active_days,
                 "min_users": rules.champion_min_users,

@@ -112,44 +112,50 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
             account_rate = account_rate_as_of(state, criteria, at)
         out.append(_timer_trigger(kind, state, uid, key, at, criteria, account_rate, **extra))
 
-    for uid, m in sorted(state.members.items()):
+    no_key_after = rules.no_first_key_action_hours * 3_600_000
+    stuck_after = rules.stuck_days * MS_PER_DAY
+    milestones = len(criteria.user_milestone_ids)
+    # (uid, rule, kind, key, details): fired in user order once the walk is
+    # done, so the members need not be sorted for a sweep that fires nothing
+    due: list[tuple[str, int, str, str, dict[str, Any]]] = []
+    for uid, m in state.members.items():
         if m.since is None or m.since >= at:
             continue
         # Each condition below holds at every sweep once it holds (for every
         # member who never acted, at every midnight): the key is looked up
         # before the trigger's details are formatted.
         # signed up, no key action after N hours
-        if m.since + rules.no_first_key_action_hours * 3_600_000 <= at and (m.first_key is None or m.first_key >= at):
+        if m.since + no_key_after <= at and (m.first_key is None or m.first_key >= at):
             key = f"no_first_key:{uid}"
             if key not in triggered:
-                fire("no_first_key_action", uid, key, signed_up_at=to_iso(m.since))
+                due.append((uid, 0, "no_first_key_action", key, {"signed_up_at": to_iso(m.since)}))
         # started, then stuck: some milestones reached, none for N days, some missing
-        times = [t for t in m.reached.values() if t < at]
-        if times and len(times) < len(criteria.user_milestone_ids) and max(times) <= at - rules.stuck_days * MS_PER_DAY:
-            reached = {mid for mid, t in m.reached.items() if t < at}
-            stuck_on = next(mid for mid in criteria.user_milestone_ids if mid not in reached)
-            key = f"stuck:{uid}:{stuck_on}:v{criteria.version}"
-            if key not in triggered:
-                fire(
-                    "stuck",
-                    uid,
-                    key,
-                    milestone=stuck_on,
-                    last_progress_at=to_iso(max(times)),
-                    days_stuck=(at - max(times)) // MS_PER_DAY,
-                )
+        if m.reached:
+            times = [t for t in m.reached.values() if t < at]
+            if times and len(times) < milestones and max(times) <= at - stuck_after:
+                reached = {mid for mid, t in m.reached.items() if t < at}
+                stuck_on = next(mid for mid in criteria.user_milestone_ids if mid not in reached)
+                key = f"stuck:{uid}:{stuck_on}:v{criteria.version}"
+                if key not in triggered:
+                    details = {
+                        "milestone": stuck_on,
+                        "last_progress_at": to_iso(max(times)),
+                        "days_stuck": (at - max(times)) // MS_PER_DAY,
+                    }
+                    due.append((uid, 1, "stuck", key, details))
         # inactive N days: once per inactivity episode (named by its last active day)
-        last = m.active.last_on_or_before(day)
-        if last is not None and day - last >= rules.inactive_days:
-            key = f"inactive:{uid}:{last}"
-            if key not in triggered:
-                fire(
-                    "inactive",
-                    uid,
-                    key,
-                    last_active_day=(to_iso(last * MS_PER_DAY) or "")[:10],
-                    days_inactive=day - last,
-                )
+        if m.active.bits:
+            last = m.active.last_on_or_before(day)
+            if last is not None and day - last >= rules.inactive_days:
+                key = f"inactive:{uid}:{last}"
+                if key not in triggered:
+                    details = {
+                        "last_active_day": (to_iso(last * MS_PER_DAY) or "")[:10],
+                        "days_inactive": day - last,
+                    }
+                    due.append((uid, 2, "inactive", key, details))
+    for uid, _rule, kind, key, details in sorted(due, key=lambda d: (d[0], d[1])):
+        fire(kind, uid, key, **details)
     horizon = at - 70 * MS_PER_DAY
     for key in [k for k, t in state.triggered.items() if k.startswith("inactive:") and t < horizon]:
         del state.triggered[key]

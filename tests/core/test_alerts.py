@@ -13,11 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream import scripted_month as sm
-from stream.core.alerts import Condition, transition
+from stream.core.activity import DayMask
+from stream.core.alerts import Condition, conditions, transition
 from stream.core.criteria import parse_criteria
+from stream.core.lifecycle import sweep_triggers
 from stream.core.partitioning import partition_for
 from stream.core.replay import OfflinePipeline
-from stream.core.state import AccountState
+from stream.core.state import AccountState, Member
 from stream.core.sweep import Produced, sweep_account, swept_through
 from stream.core.timeutil import MS_PER_DAY, to_iso
 from stream.core.views import account_view
@@ -161,6 +163,37 @@ def test_a_sweep_that_changes_nothing_leaves_the_account_as_it_was():
                 assert produced == Produced() and state.to_bytes() == before
                 assert sweep_account(state, V2, midnight) == Produced() and state.to_bytes() == before
     assert changed and unchanged > changed
+
+
+def test_a_sweep_fires_in_user_order_whatever_order_the_users_joined():
+    """Timer triggers come out by user, then in rule order (no first key
+    action, stuck, inactive), not in the order members were added."""
+    at = 20 * MS_PER_DAY  # day 19 is the last whole day before it
+    state = AccountState(account_id="a", criteria_version=V1.version, first_seen=0)
+    for uid in ("u3", "u1", "u2"):
+        # joined on day 0, reached "connected" then, last active on day 1
+        state.members[uid] = Member(reached={"connected": 0}, since=0, active=DayMask(1, 1))
+    fired = [(t["user_id"], t["kind"]) for t in sweep_triggers(state, V1, at)]
+    assert fired == [(u, k) for u in ("u1", "u2", "u3") for k in ("no_first_key_action", "stuck", "inactive")]
+    assert len(state.triggered) == len(fired)  # each fire remembered under its own key
+    assert sweep_triggers(state, V1, at) == []  # each condition fires once
+
+
+def test_alert_conditions_count_only_members_known_before_the_midnight():
+    """One walk over the members gathers what the member rules need: a member
+    who joined after the midnight counts for none of them."""
+    at = 20 * MS_PER_DAY
+    day = at // MS_PER_DAY - 1
+    state = AccountState(account_id="a", criteria_version=V1.version, first_seen=0)
+    state.members["champion"] = Member(role="analyst", since=0, key=DayMask(day, 1))
+    state.members["late"] = Member(role="analyst", since=at, key=DayMask(day, 1))
+    for i in range(V1.alerts.champion_min_users - 1):
+        state.members[f"quiet-{i}"] = Member(role="analyst", since=0)
+    found = conditions(state, V1, at)
+    assert found["single_champion"].evidence["champion"] == "champion"
+    assert found["single_champion"].evidence["known_users"] == V1.alerts.champion_min_users
+    state.members["late"] = Member(role="analyst", since=0, key=DayMask(day, 1))
+    assert "single_champion" not in conditions(state, V1, at)  # two active users now
 
 
 def test_swept_through_is_the_partitions_once_the_account_had_a_call_before_it():
