@@ -40,7 +40,7 @@ class DeadLetters:
         }
         if index is not None:
             headers["dlq.source.batch_index"] = str(index).encode()
-        metrics.DLQ.labels(reason).inc()
+        metrics.counter_of(metrics.DLQ, reason).inc()
         return await self.topic.send(key=key, value=value, headers=headers, force=True)
 
     async def send_envelope(self, reason: str, detail: str, env: Envelope) -> Any:

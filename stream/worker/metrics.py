@@ -6,9 +6,20 @@ or an account id.
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+@functools.cache
+def counter_of(counter: Counter, *labels: str) -> Counter:
+    """A labelled counter's child, looked up once per label set: ``labels()``
+    checks the values and takes a lock each time, and the hot path counts
+    every call. (Counters only: gauges are cleared, which drops children.)"""
+    return counter.labels(*labels)
+
 
 EVENTS = Counter("stream_events_total", "Segment calls decoded from the input topic", ["type"], registry=REGISTRY)
 DLQ = Counter("stream_dlq_records_total", "Records sent to the dead-letter topic", ["reason"], registry=REGISTRY)

@@ -80,10 +80,10 @@ class Publisher:
                     )
         pending += await self._publish(outbox.records)
         for alert in outbox.alerts:
-            metrics.DRIFT_ALERTS.labels(alert["kind"], alert["status"]).inc()
+            metrics.counter_of(metrics.DRIFT_ALERTS, alert["kind"], alert["status"]).inc()
             pending.append(await self._send(self.alerts_topic, orjson.dumps(alert), key=alert["account_id"].encode()))
         for trigger in outbox.triggers:
-            metrics.TRIGGERS.labels(trigger["kind"]).inc()
+            metrics.counter_of(metrics.TRIGGERS, trigger["kind"]).inc()
             pending.append(
                 await self._send(self.triggers_topic, orjson.dumps(trigger), key=trigger["account_id"].encode())
             )
@@ -102,7 +102,7 @@ class Publisher:
         now = utc_now_ms()
         pending: list[Any] = []
         for record in records:
-            metrics.CHANGES.labels(record["kind"], record["level"]).inc()
+            metrics.counter_of(metrics.CHANGES, record["kind"], record["level"]).inc()
             metrics.EVENT_TO_OUTPUT.observe(max(0.0, (now - parse_timestamp_ms(record["event_time"])) / 1000))
             pending.append(
                 await self._send(self.changes_topic, orjson.dumps(record), key=record["account_id"].encode())

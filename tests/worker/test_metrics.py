@@ -53,6 +53,15 @@ def test_no_label_can_hold_an_id():
         assert not {"account", "account_id", "user", "user_id"} & set(labels)
 
 
+def test_a_counter_child_is_looked_up_once_and_counts_in_the_registry():
+    child = metrics.counter_of(metrics.DLQ, "test_reason")
+    assert metrics.counter_of(metrics.DLQ, "test_reason") is child
+    before = metrics.REGISTRY.get_sample_value("stream_dlq_records_total", {"reason": "test_reason"})
+    child.inc()
+    metrics.counter_of(metrics.DLQ, "test_reason").inc()
+    assert metrics.REGISTRY.get_sample_value("stream_dlq_records_total", {"reason": "test_reason"}) == before + 2
+
+
 def test_buckets():
     assert [rate_bucket(r) for r in (0, 0.19, 0.2, 0.5, 0.999999, 1.0)] == ["0.0", "0.0", "0.2", "0.4", "0.8", "1.0"]
     assert [engagement_bucket(t) for t in (0, 0.5, 1, 99, 100, 5000)] == ["0", "0", "1-9", "10-99", "100-999", "1000+"]
