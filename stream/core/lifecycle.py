@@ -42,7 +42,7 @@ def triggers_for(records: list[Record], state: AccountState, criteria: Criteria)
             plan = trait(state.traits, "plan")
             key = f"pql:v{criteria.version}"
             if plan in criteria.lifecycle.trial_plans and key not in state.triggered:
-                state.triggered[key] = parse_timestamp_ms(r["event_time"])
+                state.mark_triggered(key, parse_timestamp_ms(r["event_time"]))
                 out.append(_trigger("pql", r, state, milestone=None, next_milestone=None, plan=plan))
     return out
 
@@ -107,7 +107,7 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
 
     def fire(kind: str, uid: str, key: str, **extra: Any) -> None:
         nonlocal account_rate
-        triggered[key] = at
+        state.mark_triggered(key, at)
         if account_rate is None:
             account_rate = account_rate_as_of(state, criteria, at)
         out.append(_timer_trigger(kind, state, uid, key, at, criteria, account_rate, **extra))
@@ -157,6 +157,5 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
     for uid, _rule, kind, key, details in sorted(due, key=lambda d: (d[0], d[1])):
         fire(kind, uid, key, **details)
     horizon = at - 70 * MS_PER_DAY
-    for key in [k for k, t in state.triggered.items() if k.startswith("inactive:") and t < horizon]:
-        del state.triggered[key]
+    state.forget_triggered([k for k, t in state.triggered.items() if k.startswith("inactive:") and t < horizon])
     return out

@@ -264,6 +264,24 @@ class AccountState:
     member_json: tuple[dict[str, Member], dict[str, msgspec.Raw]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    #: ``triggered`` as the record stores it, once written: a large account's
+    #: once-only keys (one per user who never acted) are half its encoding
+    #: time besides the members, and they change only when a trigger fires or
+    #: is forgotten. Held with the dict and the size it was built from;
+    #: :meth:`mark_triggered` and :meth:`forget_triggered` drop it.
+    triggered_json: tuple[dict[str, int], int, msgspec.Raw] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def mark_triggered(self, key: str, at: int) -> None:
+        self.triggered[key] = at
+        self.triggered_json = None
+
+    def forget_triggered(self, keys: list[str]) -> None:
+        for key in keys:
+            del self.triggered[key]
+        if keys:
+            self.triggered_json = None
 
     def seen(self, ts: int) -> None:
         if self.first_seen is None or ts < self.first_seen:
@@ -276,6 +294,13 @@ class AccountState:
         if encoded is None or encoded[0] is not self.members or len(encoded[1]) != len(self.members):
             encoded = self.member_json = (self.members, {uid: member_json(m) for uid, m in self.members.items()})
         members = encoded[1]
+        triggered = self.triggered_json
+        if triggered is None or triggered[0] is not self.triggered or triggered[1] != len(self.triggered):
+            triggered = self.triggered_json = (
+                self.triggered,
+                len(self.triggered),
+                msgspec.Raw(_ENCODER.encode(self.triggered)),
+            )
         return _ENCODER.encode(
             _AccountRecord(
                 v=self.criteria_version,
@@ -291,7 +316,7 @@ class AccountState:
                 ap=self.applied,
                 o=self.overflow,
                 d=self.days,
-                tr=self.triggered,
+                tr=cast("dict[str, int]", triggered[2]),
                 al=self.alerts,
                 rs=self.resolved,
                 in_=self.introduced,
