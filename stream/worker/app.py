@@ -52,6 +52,7 @@ from stream.worker.batching import (
     DeadLetter,
     Outbox,
     by_partition,
+    byte_bounded,
     each_call,
     in_partition_of,
 )
@@ -73,13 +74,16 @@ USER_KEY_SEP = "\x1f"
 #: batch of Segment batch envelopes can hold a hundred times more calls than
 #: messages), and again at the end of its batch.
 INGEST_FLUSH_CALLS = 20_000
-#: Packed messages the stateful agents take per batch at most: what a batch
-#: holds in memory stays bounded. Each user and account touched is held three
-#: times until the batch is stored (encoded, in the producer's buffer, in the
-#: RocksDB write batch); at 256 a batch of Segment batch envelopes touched ~20k
-#: users (~8 KB each encoded) and peak RSS reached 1.6 GB in the benchmark, at
-#: 64 it stays near 1 GB for 10% less throughput there.
-PACKED_BATCH_MAX = 64
+#: Packed messages the stateful agents take at once at most, and the bytes of
+#: them processed and stored as one batch. Each user and account touched is
+#: held three times until its batch is stored (encoded, in the producer's
+#: buffer, in the RocksDB write batch), so what bounds memory is the calls a
+#: batch touches, which the bytes measure: 4 MB is 64 full packed messages (a
+#: batch of 256 of them, ~20k users of Segment batch envelopes, took peak RSS
+#: to 1.6 GB in the benchmark). Packed single calls are far smaller, and a
+#: batch of 256 of them writes each busy account once instead of four times.
+PACKED_BATCH_MAX = 256
+PACKED_BATCH_BYTES = 4 * 1024 * 1024
 #: The state gauges are refreshed at most every this many times as long as a refresh takes.
 GAUGE_COST_FACTOR = 20
 
@@ -317,8 +321,10 @@ class ActivationWorker(DirectoryHop, TableReads):
         batch_max = min(self.settings.batch_max, PACKED_BATCH_MAX)
         async for events in stream.take_events(batch_max, self.settings.batch_wait_ms / 1000):
             self.gaps.check(events)
-            async with confirm_batch(events, tables):
-                await self._batch(events, start, handle, finish, close)
+            for first, end in byte_bounded(events, PACKED_BATCH_BYTES):
+                # a failure holds back this batch and every one taken after it
+                async with confirm_batch(events[first:], tables):
+                    await self._batch(events[first:end], start, handle, finish, close)
 
     async def _batch(
         self,

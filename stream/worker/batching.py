@@ -57,6 +57,27 @@ def by_partition(events: Sequence[EventT[Any]]) -> dict[int, list[EventT[Any]]]:
     return groups
 
 
+def byte_bounded(events: Sequence[EventT[Any]], max_bytes: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of ``events`` in order, each holding at most
+    ``max_bytes`` of message values (and at least one event, however large).
+
+    What a batch holds in memory until it is stored grows with the calls it
+    touches, which the bytes of its packed messages measure and their number
+    does not (a packed message of single calls holds a few, one of Segment
+    batch envelopes up to 64 KB of them)."""
+    ranges: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for i, event in enumerate(events):
+        n = len(event.value) if event.value is not None else 0
+        if i > start and size + n > max_bytes:
+            ranges.append((start, i))
+            start, size = i, 0
+        size += n
+    if start < len(events):
+        ranges.append((start, len(events)))
+    return ranges
+
+
 def pack(envelopes: list[Envelope], max_bytes: int = PACK_MAX_BYTES) -> list[bytes]:
     """The envelopes as packed messages, in order, each under ``max_bytes``
     (unless one envelope alone is larger: it then travels alone)."""

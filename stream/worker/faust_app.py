@@ -179,7 +179,8 @@ async def confirm_batch(events: Sequence[EventT], tables: Sequence[RawTable]) ->
     """Around one batch of an agent: on success, wait until the changelog has
     every write of the batch (Faust acknowledges the batch, and may commit its
     offsets, as soon as the agent asks for the next one); on failure or
-    cancellation, keep the batch's messages from ever being acknowledged.
+    cancellation, keep ``events`` from ever being acknowledged (the batch's
+    messages, and any taken with them and not processed yet).
 
     ``tables``: the tables this agent writes, and no other agent does. A
     confirmation delivers whatever a table holds unstored; given another

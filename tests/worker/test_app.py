@@ -6,11 +6,14 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from stream.worker import app as app_module
 from stream.worker.app import ActivationWorker, user_key
 from stream.worker.batching import in_partition_of
 from stream.worker.faust_app import confirm_batch
 from tests.worker.offline import offline_worker
-from tests.worker.test_faust_app import FakeEvent, HeldProducer, delivered_message
+from tests.worker.test_faust_app import FakeEvent, HeldProducer, RecordingConsumer, delivered_message
 
 
 def worker_with_held_producer(tmp_path: Path) -> tuple[ActivationWorker, HeldProducer]:
@@ -57,3 +60,52 @@ async def _accounts_writes_stay_with_their_batch(tmp_path: Path) -> None:
     assert not running.done(), "the accounts batch was left before its writes were delivered"
     producer.deliver_all(first_offset=0)
     await asyncio.wait_for(running, 5)
+
+
+class _ValuedEvent(FakeEvent):
+    def __init__(self, message) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(message)
+        self.value = message.value
+
+
+class _OneTake:
+    """A stream whose ``take_events`` hands over one batch."""
+
+    def __init__(self, events: list[_ValuedEvent]) -> None:
+        self.events = events
+
+    async def take_events(self, max_: int, within: float):  # type: ignore[no-untyped-def]
+        yield self.events
+
+
+def test_a_take_is_stored_in_byte_bounded_batches_and_a_failure_holds_back_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch of a take is processed and stored before the next begins;
+    when one fails, it and every batch after it stay unacknowledged, the
+    batches before it (stored) do not."""
+    monkeypatch.setattr(app_module, "PACKED_BATCH_BYTES", 2)  # two one-byte messages per batch
+    asyncio.run(_byte_bounded_take(tmp_path))
+
+
+async def _byte_bounded_take(tmp_path: Path) -> None:
+    worker, _producer = worker_with_held_producer(tmp_path)
+    worker.gaps.check = lambda events: None  # type: ignore[method-assign]
+    messages = [delivered_message(n) for n in range(5)]
+    stored: list[list[int]] = []
+
+    def finish(pending: list[int]) -> None:
+        if len(stored) == 1:
+            raise OSError("the second batch's store failed")
+        stored.append(pending)
+
+    def handle(event, partition, pending, outbox) -> None:  # type: ignore[no-untyped-def]
+        pending.append(event.message.offset)
+
+    with pytest.raises(OSError):
+        await worker._batches(_OneTake([_ValuedEvent(m) for m in messages]), (), lambda p: [], handle, finish)  # type: ignore[arg-type]
+    assert stored == [[0, 1]]
+    consumer = RecordingConsumer()
+    for message in messages:
+        message.ack(consumer)
+    assert consumer.acked == [0, 1]

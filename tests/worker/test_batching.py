@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from stream.core.envelope import Envelope
-from stream.worker.batching import PACKED_PREFIX, pack, unpack
+from stream.worker.batching import PACKED_PREFIX, byte_bounded, pack, unpack
 
 
 def _envelopes(n: int) -> list[Envelope]:
@@ -48,3 +48,17 @@ def test_a_message_packed_by_an_earlier_version_still_unpacks() -> None:
     envs = _envelopes(3)
     earlier = PACKED_PREFIX + orjson.dumps([e.to_dict() for e in envs]) + b"}"
     assert unpack(earlier) == envs
+
+
+class _Sized:
+    def __init__(self, n: int) -> None:
+        self.value = b"x" * n
+
+
+def test_byte_bounded_batches_cover_the_take_in_order_under_the_limit() -> None:
+    sizes = [3, 4, 2, 10, 1, 1, 5]
+    ranges = byte_bounded([_Sized(n) for n in sizes], 7)  # type: ignore[arg-type]
+    assert ranges == [(0, 2), (2, 3), (3, 4), (4, 7)]  # 10 alone: larger than the limit, still one batch
+    assert [i for start, end in ranges for i in range(start, end)] == list(range(len(sizes)))
+    assert byte_bounded([], 7) == []
+    assert byte_bounded([_Sized(1)] * 4, 4 * 2**20) == [(0, 4)]  # type: ignore[arg-type]
