@@ -65,7 +65,7 @@ class _MemberFacts:
     #: Activated members and their last key day, in member order.
     key_days: list[tuple[str, int]] = field(default_factory=list)
     #: Members with a key event in the active window, in member order.
-    active: list[tuple[str, Member]] = field(default_factory=list)
+    active: dict[str, Member] = field(default_factory=dict)
 
 
 def _member_facts(members: dict[str, Member], criteria: Criteria, at: int, day: int) -> _MemberFacts:
@@ -89,7 +89,7 @@ def _member_facts(members: dict[str, Member], criteria: Criteria, at: int, day: 
             if m.activated_at is not None and m.activated_at < at:
                 facts.key_days.append((uid, last))
         if key.count(first_active_day, day) > 0:
-            facts.active.append((uid, m))
+            facts.active[uid] = m
     return facts
 
 
@@ -180,7 +180,7 @@ def conditions(state: AccountState, criteria: Criteria, at: int) -> dict[str, Co
                 user_id=uid,
             )
     # 7. organisational depth: one user carries the account / no manager is active
-    active = dict(facts.active)
+    active = facts.active
     if facts.known >= rules.champion_min_users and len(active) == 1:
         (champion,) = active
         out["single_champion"] = Condition(

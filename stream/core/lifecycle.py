@@ -97,27 +97,14 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
     """Absence-driven nudges as of midnight ``at``, each once per condition."""
     rules = criteria.lifecycle
     day = at // MS_PER_DAY - 1
-    out: list[Trigger] = []
-    # The same for every trigger of this sweep (the members do not change
-    # during it); computed per trigger, a sweep firing for many of a large
-    # account's users walked all its members once for each.
-    account_rate: float | None = None
-
     triggered = state.triggered
-
-    def fire(kind: str, uid: str, key: str, **extra: Any) -> None:
-        nonlocal account_rate
-        state.mark_triggered(key, at)
-        if account_rate is None:
-            account_rate = account_rate_as_of(state, criteria, at)
-        out.append(_timer_trigger(kind, state, uid, key, at, criteria, account_rate, **extra))
-
     no_key_after = rules.no_first_key_action_hours * 3_600_000
     stuck_after = rules.stuck_days * MS_PER_DAY
     milestones = len(criteria.user_milestone_ids)
-    # (uid, rule, kind, key, details): fired in user order once the walk is
-    # done, so the members need not be sorted for a sweep that fires nothing
-    due: list[tuple[str, int, str, str, dict[str, Any]]] = []
+    # (uid, kind, key, details), each member's in rule order: fired in user
+    # order once the walk is done (a stable sort keeps the rule order), so the
+    # members need not be sorted for a sweep that fires nothing
+    due: list[tuple[str, str, str, dict[str, Any]]] = []
     for uid, m in state.members.items():
         if m.since is None or m.since >= at:
             continue
@@ -128,7 +115,7 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
         if m.since + no_key_after <= at and (m.first_key is None or m.first_key >= at):
             key = f"no_first_key:{uid}"
             if key not in triggered:
-                due.append((uid, 0, "no_first_key_action", key, {"signed_up_at": to_iso(m.since)}))
+                due.append((uid, "no_first_key_action", key, {"signed_up_at": to_iso(m.since)}))
         # started, then stuck: some milestones reached, none for N days, some missing
         if m.reached:
             times = [t for t in m.reached.values() if t < at]
@@ -142,7 +129,7 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
                         "last_progress_at": to_iso(max(times)),
                         "days_stuck": (at - max(times)) // MS_PER_DAY,
                     }
-                    due.append((uid, 1, "stuck", key, details))
+                    due.append((uid, "stuck", key, details))
         # inactive N days: once per inactivity episode (named by its last active day)
         if m.active.bits:
             last = m.active.last_on_or_before(day)
@@ -153,9 +140,14 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
                         "last_active_day": (to_iso(last * MS_PER_DAY) or "")[:10],
                         "days_inactive": day - last,
                     }
-                    due.append((uid, 2, "inactive", key, details))
-    for uid, _rule, kind, key, details in sorted(due, key=lambda d: (d[0], d[1])):
-        fire(kind, uid, key, **details)
+                    due.append((uid, "inactive", key, details))
+    out: list[Trigger] = []
+    if due:
+        # the same for every trigger of this sweep (the members do not change during it)
+        account_rate = account_rate_as_of(state, criteria, at)
+        for uid, kind, key, details in sorted(due, key=lambda d: d[0]):
+            state.mark_triggered(key, at)
+            out.append(_timer_trigger(kind, state, uid, key, at, criteria, account_rate, **details))
     horizon = at - 70 * MS_PER_DAY
     state.forget_triggered([k for k, t in state.triggered.items() if k.startswith("inactive:") and t < horizon])
     return out

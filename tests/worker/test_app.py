@@ -62,16 +62,10 @@ async def _accounts_writes_stay_with_their_batch(tmp_path: Path) -> None:
     await asyncio.wait_for(running, 5)
 
 
-class _ValuedEvent(FakeEvent):
-    def __init__(self, message) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(message)
-        self.value = message.value
-
-
 class _OneTake:
     """A stream whose ``take_events`` hands over one batch."""
 
-    def __init__(self, events: list[_ValuedEvent]) -> None:
+    def __init__(self, events: list[FakeEvent]) -> None:
         self.events = events
 
     async def take_events(self, max_: int, within: float):  # type: ignore[no-untyped-def]
@@ -103,7 +97,7 @@ async def _byte_bounded_take(tmp_path: Path) -> None:
         pending.append(event.message.offset)
 
     with pytest.raises(OSError):
-        await worker._batches(_OneTake([_ValuedEvent(m) for m in messages]), (), lambda p: [], handle, finish)  # type: ignore[arg-type]
+        await worker._batches(_OneTake([FakeEvent(m) for m in messages]), (), lambda p: [], handle, finish)  # type: ignore[arg-type]
     assert stored == [[0, 1]]
     consumer = RecordingConsumer()
     for message in messages:

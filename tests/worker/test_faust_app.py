@@ -20,6 +20,7 @@ from tests.worker.fake_producer import HeldProducer, settle
 class FakeEvent:
     def __init__(self, message: ConsumerMessage) -> None:
         self.message = message
+        self.value = message.value
 
 
 class RecordingConsumer:
