@@ -124,6 +124,10 @@ class PipelineRun:
     per_cpu_second: float = 0.0
     #: DLQ reason -> records, over the workers
     dead_letter_reasons: dict[str, float] = field(default_factory=dict)
+    #: partition-midnights swept, and the seconds they took, over the workers
+    #: (none before the first call applied: the span's own)
+    sweeps: float = 0.0
+    sweep_seconds: float = 0.0
 
 
 def dead_letter_reasons(per_worker: list[dict[str, float]]) -> dict[str, float]:
@@ -184,7 +188,22 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
     rss = [w.peak_rss() for w in workers]
     done = calls + dlq >= expected
     reasons = dead_letter_reasons(final)
-    return PipelineRun(n_workers, int(calls), seconds, rate, rss, rebalances, dlq, done, (calls - c0) / cpu, reasons)
+    sweeps = sum(metric_sum(samples, "stream_sweeps_total") for samples in final)
+    sweep_seconds = sum(metric_sum(samples, "stream_sweep_duration_seconds_sum") for samples in final)
+    return PipelineRun(
+        n_workers,
+        int(calls),
+        seconds,
+        rate,
+        rss,
+        rebalances,
+        dlq,
+        done,
+        (calls - c0) / cpu,
+        reasons,
+        sweeps,
+        sweep_seconds,
+    )
 
 
 def median_run(runs: list[PipelineRun]) -> PipelineRun:

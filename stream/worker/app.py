@@ -484,7 +484,9 @@ class ActivationWorker(DirectoryHop, TableReads):
             return
         criteria = self.criteria_for(partition)
         account_ids = sorted({k.decode() for k in self._partition_account_keys(partition)} | set(dirty.accounts))
+        began = time.perf_counter()
         for midnight in due:
+            started = time.perf_counter()
             for account_id in account_ids:
                 state = self._load_account(account_id, criteria, dirty)
                 outbox.add(sweep_account(state, criteria, midnight))
@@ -492,13 +494,15 @@ class ActivationWorker(DirectoryHop, TableReads):
                     dirty.accounts[account_id] = state
             clock.swept = midnight
             metrics.SWEEPS.inc()
+            metrics.SWEEP_SECONDS.observe(time.perf_counter() - started)
         dirty.clock_changed = True
         log.info(
-            "partition %d: swept %d midnight(s) up to %d over %d accounts",
+            "partition %d: swept %d midnight(s) up to %d over %d accounts in %.3f s",
             partition,
             len(due),
             due[-1],
             len(account_ids),
+            time.perf_counter() - began,
         )
 
     async def _tick(self) -> None:

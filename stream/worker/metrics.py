@@ -138,7 +138,13 @@ WATERMARK = Gauge(
 )
 SWEEPS = Counter(
     "stream_sweeps_total",
-    "Hourly event-time sweeps (timer rules evaluated for every account of a partition)",
+    "Midnights swept, per account partition (timer rules and drift alerts evaluated for each of its accounts)",
+    registry=REGISTRY,
+)
+SWEEP_SECONDS = Histogram(
+    "stream_sweep_duration_seconds",
+    "How long one partition's sweep of one midnight took; the partition's calls wait for it",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=REGISTRY,
 )
 

@@ -18,7 +18,7 @@ from stream.core.kpis import account_kpis, finalize, kpi_partial, merge_partials
 from stream.core.partitioning import partition_for
 from stream.core.replay import OfflinePipeline
 from stream.core.timeutil import to_iso
-from tests.integration.harness import Cluster, TopicReader, wait_until
+from tests.integration.harness import Cluster, TopicReader, metric_sum, parse_metrics, wait_until
 
 V1 = parse_criteria(sm.CRITERIA_V1)
 V2 = parse_criteria(sm.criteria_v2())
@@ -125,6 +125,18 @@ def test_live_alerts_and_triggers_equal_the_offline_pipeline(driven):
     same(records(live, "triggers"), canonical(expected.triggers))
     kinds = {orjson.loads(t)["kind"] for t in records(live, "triggers")}
     assert {"no_first_key_action", "stuck", "inactive", "milestone_celebration", "pql"} <= kinds
+
+
+def test_every_midnight_swept_is_timed(driven):
+    live, _, _ = driven
+    samples = [parse_metrics(w.get("/metrics").text) for w in live.workers]
+    swept = sum(metric_sum(s, "stream_sweeps_total") for s in samples)
+    timed = sum(metric_sum(s, "stream_sweep_duration_seconds_count") for s in samples)
+    seconds = sum(metric_sum(s, "stream_sweep_duration_seconds_sum") for s in samples)
+    # a partition with an account from the first day sweeps every midnight of the script
+    assert swept >= sm.DAYS
+    assert timed == swept
+    assert seconds > 0
 
 
 def test_a_replay_from_scratch_publishes_identical_topics(driven):

@@ -32,6 +32,7 @@ EXPECTED = {
     "stream_drift_alerts": ("kind", "status"),
     "stream_watermark_seconds": ("partition",),
     "stream_sweeps": (),
+    "stream_sweep_duration_seconds": (),
     "stream_kpi_numerator": ("kpi",),
     "stream_kpi_denominator": ("kpi",),
     "stream_kpi_cohort_users": ("cohort", "state"),
