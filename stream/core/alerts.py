@@ -70,7 +70,7 @@ class _MemberFacts:
 
 def _member_facts(members: dict[str, Member], criteria: Criteria, at: int, day: int) -> _MemberFacts:
     facts = _MemberFacts()
-    flagships = [mid for mid in criteria.flagship_ids if mid in criteria.index.user_by_id]
+    flagships = criteria.user_flagship_ids
     first_active_day = day - criteria.alerts.active_days + 1
     for uid, m in members.items():
         if m.since is None or m.since >= at:

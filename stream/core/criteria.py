@@ -123,6 +123,10 @@ class Criteria:
     #: The milestone ids in document order (read for every call evaluated: built once).
     user_milestone_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
     account_milestone_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    #: Flagship milestones, user ones first, and the user ones alone (drift
+    #: rules read them for every account at every sweep).
+    flagship_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    user_flagship_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", CriteriaIndex.build(self.user_milestones, self.account_milestones))
@@ -134,11 +138,10 @@ class Criteria:
         object.__setattr__(self, "key_features", self.kpis.key_features or tuple(sorted(keys)))
         object.__setattr__(self, "user_milestone_ids", tuple(m.id for m in self.user_milestones))
         object.__setattr__(self, "account_milestone_ids", tuple(m.id for m in self.account_milestones))
-
-    @property
-    def flagship_ids(self) -> tuple[str, ...]:
-        return tuple(m.id for m in self.user_milestones if m.flagship) + tuple(
-            m.id for m in self.account_milestones if m.flagship
+        user_flagships = tuple(m.id for m in self.user_milestones if m.flagship)
+        object.__setattr__(self, "user_flagship_ids", user_flagships)
+        object.__setattr__(
+            self, "flagship_ids", user_flagships + tuple(m.id for m in self.account_milestones if m.flagship)
         )
 
     def activation_count(self, total: int) -> int:

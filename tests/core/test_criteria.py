@@ -26,6 +26,14 @@ def test_demo_criteria_parse(criteria):
     assert team["ai_editing"].flagship
 
 
+def test_flagships_user_milestones_first():
+    doc = copy.deepcopy(BASE)
+    doc["user_milestones"][2]["flagship"] = True
+    criteria = parse_criteria(doc)
+    assert criteria.flagship_ids == ("report_shared", "ai_editing")
+    assert criteria.user_flagship_ids == ("report_shared",)
+
+
 def _mutated(path: list[Any], value: Any) -> dict[str, Any]:
     doc = copy.deepcopy(BASE)
     target = doc
