@@ -1,6 +1,15 @@
 # The worker image: the `stream` command (worker, produce, criteria, verify).
 #   docker build -t stream-activation .
 #   docker run --rm -e STREAM_BROKER_URL=kafka://kafka:9092 stream-activation worker
+
+# The wheel, with the core compiled (setup.py: mypyc needs a C compiler, which
+# the runtime image does without).
+FROM python:3.11 AS build
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY stream ./stream
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,19 +18,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY stream ./stream
+COPY --from=build /wheels /wheels
 COPY schemas ./schemas
 
 # The JSON Schemas are read from beside the installed package
 # (stream/core/segment.py: schemas_dir); the wheel does not carry them, so they
 # are copied there.
-RUN pip install . \
+RUN pip install /wheels/*.whl \
     && cp -r schemas "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/schemas" \
     && useradd --system --uid 10001 --home-dir /var/lib/stream stream \
     && mkdir -p /var/lib/stream /etc/stream \
     && chown stream /var/lib/stream \
-    && rm -rf /src
+    && rm -rf /src /wheels
 
 # The default criteria; mount your own over it (or set STREAM_CRITERIA).
 COPY deploy/criteria.yaml /etc/stream/criteria.yaml

@@ -3,28 +3,42 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Written by setup.py once the core is compiled (mypyc): the digests of its sources.
+CORE := stream/_core_sources.py
 
-.PHONY: demo test test-core test-integration lint format typecheck bench chaos clean
+.PHONY: demo test test-core test-integration lint format typecheck bench chaos clean core clean-core
 
-$(STAMP): pyproject.toml
+# The editable install compiles the core in place (setup.py).
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# ... and again whenever a core source changes (`import stream` refuses a stale one).
+$(CORE): $(wildcard stream/core/*.py) | $(STAMP)
+	$(BIN)/python setup.py --quiet build_ext --inplace
+
+core: $(CORE)
+
+clean-core:
+	rm -rf build $(CORE) stream/core/*.so
+
+demo: $(CORE)
 	$(BIN)/stream demo
 
-test: $(STAMP)
+test: $(CORE)
 	$(BIN)/ruff check stream tests chaos bench
 	$(BIN)/ruff format --check stream tests chaos bench
 	$(BIN)/mypy
 	$(BIN)/pytest
+	STREAM_PURE_PYTHON=1 $(BIN)/pytest -q tests/core
 
-test-core: $(STAMP)
+test-core: $(CORE)
 	$(BIN)/pytest tests/core
+	STREAM_PURE_PYTHON=1 $(BIN)/pytest -q tests/core
 
-test-integration: $(STAMP)
+test-integration: $(CORE)
 	$(BIN)/pytest tests/integration
 
 lint: $(STAMP)
@@ -38,15 +52,15 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(CORE)
 	$(BIN)/python -m bench.throughput
 
 # Every fault scenario at full size (>= 200k calls, 1k accounts each), one table
 # at the end (and chaos-results.json). Takes a while; `make test` runs short ones.
-chaos: $(STAMP)
+chaos: $(CORE)
 	$(BIN)/python -m chaos
 
-clean:
+clean: clean-core
 	rm -rf $(VENV) data .demo .pytest_cache .mypy_cache .ruff_cache chaos-results.json
 
 # Deployment files: promtool checks and rule tests, docker-compose config,
@@ -54,6 +68,6 @@ clean:
 # scraped by a real Prometheus (installs Debian's prometheus and docker-compose
 # packages when missing; needs root for that).
 .PHONY: deploy-check
-deploy-check: $(STAMP)
+deploy-check: $(CORE)
 	$(BIN)/ruff check tests/deploy
 	$(BIN)/pytest tests/deploy

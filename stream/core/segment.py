@@ -8,6 +8,7 @@ ones and a worker can never be stopped by what producers send.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,9 +86,13 @@ Decoded = Event | Rejection
 
 def schemas_dir() -> Path:
     """Where the JSON Schemas live: beside the package when installed from a
-    wheel, else the repository's top-level ``schemas/``."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[1] / "schemas", here.parents[2] / "schemas"):
+    wheel, else the repository's top-level ``schemas/``. Found from the
+    ``stream`` package: a compiled module's ``__file__`` is not where it lies."""
+    spec = importlib.util.find_spec("stream")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the stream package has no location to find schemas/ beside")
+    package = Path(spec.origin).resolve().parent
+    for candidate in (package / "schemas", package.parent / "schemas"):
         if (candidate / "segment-track.schema.json").is_file():
             return candidate
     raise FileNotFoundError("schemas/ directory not found beside the stream package")
@@ -277,10 +282,16 @@ def scalar_properties(props: Any) -> dict[str, Any]:
     return out
 
 
+#: The surrogate range, as chr(): mypyc cannot compile lone surrogates as literals.
+_SURROGATE_FIRST, _SURROGATE_LAST = chr(0xD800), chr(0xDFFF)
+
+
 def valid_id(value: str) -> bool:
     """An id the schemas accept: 1 to 256 characters, no C0 control character
     (the HTTP API answers for every id the decoder lets through, and only those)."""
-    return 0 < len(value) <= MAX_ID_LENGTH and not any(ch < " " or "\ud800" <= ch <= "\udfff" for ch in value)
+    return 0 < len(value) <= MAX_ID_LENGTH and not any(
+        ch < " " or _SURROGATE_FIRST <= ch <= _SURROGATE_LAST for ch in value
+    )
 
 
 def _short(text: str, limit: int = 200) -> str:
