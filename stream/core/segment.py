@@ -207,7 +207,12 @@ def _decode_call(doc: Any, raw: bytes, index: int | None, broker_ts: int | None,
         return Rejection("bad_timestamp", "timestamp is more than a day ahead of the broker's", raw, index)
 
     context = doc.get("context") or {}
-    account = doc.get("groupId") if kind == "group" else (context.get("groupId") or doc.get("groupId"))
+    if kind == "group":
+        account = doc.get("groupId")
+    elif kind in ("page", "screen"):
+        account = None  # a view counts for the visitor-to-signup KPI only, whatever account it names
+    else:  # both places are typed by the track and identify schemas
+        account = context.get("groupId") or doc.get("groupId")
     event = Event(
         type=kind,
         user_id=doc.get("userId") or "",

@@ -52,6 +52,19 @@ def test_group_and_identify_traits():
     assert isinstance(i, Event) and i.traits == {"role": "executive"}
 
 
+def test_identify_names_its_account_in_context_or_at_the_top():
+    for doc in ({"context": {"groupId": "acme"}}, {"groupId": "acme"}):
+        ev = one(orjson.dumps({"type": "identify", "userId": "u", "timestamp": "2026-10-01T00:00:00Z", **doc}))
+        assert isinstance(ev, Event) and ev.account_id == "acme"
+
+
+def test_a_view_names_no_account_whatever_it_carries():
+    for group_id in ("acme", [], {"a": 1}):
+        doc = {"type": "page", "anonymousId": "v1", "groupId": group_id, "context": {"groupId": group_id}}
+        ev = one(orjson.dumps({**doc, "timestamp": "2026-10-01T00:00:00Z"}))
+        assert isinstance(ev, Event) and ev.account_id is None
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
@@ -65,6 +78,9 @@ def test_group_and_identify_traits():
         (b'{"type":"track","event":"E","userId":"u","messageId":"m","properties":[]}', "schema_violation"),
         (b'{"type":"track","event":"E","userId":5,"messageId":"m"}', "schema_violation"),
         (b'{"type":"track","event":"E","userId":"u\\u0000x","messageId":"m"}', "schema_violation"),
+        # an account named by anything but an id (found by the compiled core's type checks)
+        (b'{"type":"identify","userId":"u","groupId":[]}', "schema_violation"),
+        (b'{"type":"identify","userId":"u","groupId":7}', "schema_violation"),
         (b'{"type":"track","event":"E","userId":"u","messageId":"m","timestamp":"yesterday!"}', "bad_timestamp"),
         (
             b'{"type":"track","event":"E","userId":"u","messageId":"m","timestamp":"1970-01-01T00:00:00Z"}',
