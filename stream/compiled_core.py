@@ -11,7 +11,6 @@ modules (for a debugger, a line profiler, or a test that patches the core).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -50,6 +49,16 @@ def stale_sources(recorded: dict[str, str]) -> list[str]:
     return stale
 
 
+def read_record(path: Path) -> dict[str, str]:
+    """The digests a build recorded (``SOURCES`` in the generated module)."""
+    spec = importlib.util.spec_from_file_location("stream._core_sources", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sources: dict[str, str] = module.SOURCES
+    return sources
+
+
 def is_compiled(module: ModuleType) -> bool:
     return not str(module.__file__).endswith(".py")
 
@@ -76,14 +85,13 @@ def check() -> None:
     compiled = compiled_modules()
     if not compiled:
         return
-    try:
-        recorded: dict[str, str] = importlib.import_module("stream._core_sources").SOURCES
-    except ImportError:
+    record = CORE_DIR.parent / "_core_sources.py"  # by path: never another checkout's record
+    if not record.is_file():
         raise ImportError(
             f"{CORE_DIR} holds compiled modules ({', '.join(compiled)}) but no record of their sources "
             "(stream/_core_sources.py): recompile with `make core`, or remove them with `make clean-core`"
-        ) from None
-    stale = stale_sources(recorded)
+        )
+    stale = stale_sources(read_record(record))
     if stale:
         raise ImportError(
             f"the compiled core is older than its source ({', '.join(stale)} changed since it was built): "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from stream.compiled_core import PURE_PYTHON_VARIABLE
+from stream.compiled_core import PURE_PYTHON_VARIABLE, read_record
 from tests.conftest import ROOT
 
 LOADED = """
@@ -46,9 +46,7 @@ def loaded_modules(pure: bool) -> dict[str, str]:
 
 def recorded_sources() -> dict[str, str]:
     """What setup.py compiled, from the record it writes (``make core``)."""
-    namespace: dict[str, dict[str, str]] = {}
-    exec((ROOT / "stream" / "_core_sources.py").read_text(), namespace)
-    return namespace["SOURCES"]
+    return read_record(ROOT / "stream" / "_core_sources.py")
 
 
 def test_the_core_runs_compiled_every_module_it_built() -> None:
