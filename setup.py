@@ -17,9 +17,9 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-#: Left interpreted: msgspec Structs (state, activity) must stay ordinary
-#: classes for msgspec, and the exceptions are subclassed outside the core.
-INTERPRETED = {"__init__.py", "errors.py", "state.py", "activity.py"}
+#: Left interpreted: msgspec Structs (records, activity) must stay msgspec's
+#: own classes, and the exceptions are subclassed outside the core.
+INTERPRETED = {"__init__.py", "errors.py", "records.py", "activity.py"}
 MANIFEST = "stream/_core_sources.py"
 
 SOURCES = sorted(p for p in Path("stream/core").glob("*.py") if p.name not in INTERPRETED)

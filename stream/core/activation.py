@@ -19,12 +19,11 @@ from stream.core.criteria import AccountMilestone, Criteria, Scalar, UserMilesto
 from stream.core.engagement import add_event, day_of
 from stream.core.envelope import Envelope
 from stream.core.member_index import current_index, drop_member_index, put_member, walk_as_of
+from stream.core.records import Member, Tally
 from stream.core.state import (
     MAX_PROPERTY_KEYS,
     MAX_PROPERTY_VALUES,
     AccountState,
-    Member,
-    Tally,
     UserState,
     is_applied,
     set_traits,

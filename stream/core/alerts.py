@@ -19,7 +19,8 @@ from typing import Any
 from stream.core.activation import Record, account_base_time, account_reached_as_of, rate_of, record_id
 from stream.core.criteria import Criteria
 from stream.core.engagement import window_score
-from stream.core.state import AccountState, Alert, Member
+from stream.core.records import Alert, Member
+from stream.core.state import AccountState
 from stream.core.timeutil import MS_PER_DAY, to_iso
 
 KINDS = (

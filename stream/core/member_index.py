@@ -21,7 +21,8 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
-from stream.core.state import AccountState, Member, member_json
+from stream.core.records import Member, member_json
+from stream.core.state import AccountState
 
 
 @dataclass(slots=True)

@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 
 from stream.core.envelope import Envelope
+from stream.core.records import Traits
 from stream.core.segment import Event
-from stream.core.state import Traits, is_applied, set_traits
+from stream.core.state import is_applied, set_traits
 
 #: Directory keys of visitors (anonymousIds), beside the users' own keys.
 VISITOR_PREFIX = "~anon:"

@@ -6,73 +6,39 @@ of its own. Each record carries its own idempotency marks (the highest applied
 input offsets per lane), so the two writes an event causes need not be atomic:
 a replay re-applies exactly the half that was lost. State is built from facts that do not depend on arrival order:
 counts, the smallest event times, and per-key "latest event time wins" traits;
-so the same set of events gives the same state in any order.
+so the same set of events gives the same state in any order. The stored
+layout, and the msgspec types it is read into, are in stream.core.records.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from stream.core.activity import DayMask
 from stream.core.engagement import DayCounts
+from stream.core.records import (
+    ACCOUNT_DECODER,
+    ENCODER,
+    USER_DECODER,
+    AccountRecord,
+    Alert,
+    Member,
+    Tally,
+    Traits,
+    UserRecord,
+    member_json,
+)
 
 if TYPE_CHECKING:
     from stream.core.member_index import MemberIndex
 
-#: How many of the earliest event times a tally keeps. A milestone needing
-#: ``min_count`` <= TALLY_TIMES events gets an exact, order-independent reach
-#: time; above that, the latest event time is used (an upper bound).
-TALLY_TIMES = 16
 #: Per user and event name: property keys, and values per key, retained so a
 #: ``where`` filter added by a later criteria version counts past events.
 MAX_PROPERTY_KEYS = 8
 MAX_PROPERTY_VALUES = 8
-
-
-class Tally(msgspec.Struct, array_like=True, gc=False):
-    """How many times something happened, and the earliest times it did.
-
-    Stored as ``[n, times, last]``. Tallies, members, day masks and alerts are
-    structs so that a record is encoded and decoded in C (a worker does it for
-    every account and user a batch touches), and the first three are untracked
-    by the cycle collector: they hold numbers and lists of numbers.
-    """
-
-    n: int = 0
-    times: list[int] = []
-    last: int = 0
-
-    def add(self, ts: int) -> None:
-        self.n += 1
-        times = self.times
-        if len(times) < TALLY_TIMES or ts < times[-1]:
-            bisect.insort(times, ts)
-            if len(times) > TALLY_TIMES:
-                times.pop()
-        if ts > self.last:
-            self.last = ts
-
-    def time_of(self, k: int) -> int | None:
-        """Event time at which the count reached ``k`` (None if it has not)."""
-        if self.n < k:
-            return None
-        return self.times[k - 1] if k <= len(self.times) else self.last
-
-    def merge(self, other: Tally) -> None:
-        self.n += other.n
-        self.times = sorted(self.times + other.times)[:TALLY_TIMES]
-        self.last = max(self.last, other.last)
-
-    def copy(self) -> Tally:
-        return Tally(self.n, list(self.times), self.last)
-
-
-#: A trait value with the event time that set it: ``[value, ts]``.
-Traits = dict[str, list[Any]]
 
 
 def set_traits(traits: Traits, new: dict[str, Any], ts: int) -> bool:
@@ -149,8 +115,8 @@ class UserState:
             self.last_seen = ts
 
     def to_bytes(self) -> bytes:
-        return _ENCODER.encode(
-            _UserRecord(
+        return ENCODER.encode(
+            UserRecord(
                 t=self.traits,
                 f=self.first_seen,
                 l=self.last_seen,
@@ -170,7 +136,7 @@ class UserState:
 
     @classmethod
     def from_bytes(cls, account_id: str, user_id: str, raw: bytes) -> UserState:
-        d = _USER_DECODER.decode(raw)
+        d = USER_DECODER.decode(raw)
         return cls(
             account_id=account_id,
             user_id=user_id,
@@ -189,36 +155,6 @@ class UserState:
             active=d.am,
             key=d.km,
         )
-
-
-class Member(msgspec.Struct, array_like=True, gc=False):
-    """What the account needs to know of a user: enough for account rules,
-    timer rules and KPIs, so a sweep or a KPI query reads one record per
-    account instead of one per user. Stored as an array; one written before
-    timer rules existed has only the first four entries."""
-
-    role: str | None = None
-    reached: dict[str, int] = {}
-    activated: bool = False
-    rate: float = 0.0
-    #: Signup time: the ``created_at`` trait, else the first event.
-    since: int | None = None
-    #: Earliest key event.
-    first_key: int | None = None
-    activated_at: int | None = None
-    active: DayMask = msgspec.field(default_factory=DayMask)
-    key: DayMask = msgspec.field(default_factory=DayMask)
-
-
-class Alert(msgspec.Struct, array_like=True):
-    """An open drift alert: what was published last for it."""
-
-    kind: str
-    severity: str
-    opened_at: int
-    user_id: str | None = None
-    milestone: str | None = None
-    evidence: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -293,21 +229,24 @@ class AccountState:
         encoded = self.member_json
         if encoded is None or encoded[0] is not self.members or len(encoded[1]) != len(self.members):
             encoded = self.member_json = (self.members, {uid: member_json(m) for uid, m in self.members.items()})
-        members = encoded[1]
+        # Raw JSON where the record's types say members and a dict: msgspec
+        # writes it as is (typed Any, as a cast would be checked when compiled)
+        members: Any = encoded[1]
         triggered = self.triggered_json
         if triggered is None or triggered[0] is not self.triggered or triggered[1] != len(self.triggered):
             triggered = self.triggered_json = (
                 self.triggered,
                 len(self.triggered),
-                msgspec.Raw(_ENCODER.encode(self.triggered)),
+                msgspec.Raw(ENCODER.encode(self.triggered)),
             )
-        return _ENCODER.encode(
-            _AccountRecord(
+        triggered_raw: Any = triggered[2]
+        return ENCODER.encode(
+            AccountRecord(
                 v=self.criteria_version,
                 t=self.traits,
                 f=self.first_seen,
                 l=self.last_seen,
-                m=cast("dict[str, Member]", members),  # each member's JSON, written as the member
+                m=members,
                 e=self.events,
                 w=self.wheres,
                 r=self.reached,
@@ -316,7 +255,7 @@ class AccountState:
                 ap=self.applied,
                 o=self.overflow,
                 d=self.days,
-                tr=cast("dict[str, int]", triggered[2]),
+                tr=triggered_raw,
                 al=self.alerts,
                 rs=self.resolved,
                 in_=self.introduced,
@@ -326,7 +265,7 @@ class AccountState:
 
     @classmethod
     def from_bytes(cls, account_id: str, raw: bytes) -> AccountState:
-        d = _ACCOUNT_DECODER.decode(raw)
+        d = ACCOUNT_DECODER.decode(raw)
         return cls(
             account_id=account_id,
             criteria_version=d.v,
@@ -350,65 +289,9 @@ class AccountState:
         )
 
 
-def member_json(member: Member) -> msgspec.Raw:
-    """A member as its account record stores it."""
-    return msgspec.Raw(_ENCODER.encode(member))
-
-
 def _load_triggered(raw: Any) -> dict[str, int]:
     if not raw:
         return {}
     if isinstance(raw, list):  # written before triggers had times
         return dict.fromkeys(raw, 0)
     return dict(raw)
-
-
-# ------------------------------------------------------------------ records
-# The stored layout of the two records, one definition for writing and reading:
-# a JSON object under short keys, read straight into tallies, members, day
-# masks and alerts (no intermediate dicts and lists); a key missing from an
-# older record takes its default.
-
-
-class _UserRecord(msgspec.Struct):
-    t: Traits = {}
-    f: int | None = None
-    l: int | None = None  # noqa: E741 (the stored key)
-    e: dict[str, Tally] = {}
-    w: dict[str, Tally] = {}
-    p: dict[str, dict[str, dict[str, Tally] | None]] = {}
-    r: dict[str, int] = {}
-    rate: float = 0.0
-    a: int | None = None
-    ap: dict[str, list[int]] = {}
-    s: dict[str, int] = {}
-    d: dict[int, dict[str, int]] = {}
-    am: DayMask = msgspec.field(default_factory=DayMask)
-    km: DayMask = msgspec.field(default_factory=DayMask)
-
-
-class _AccountRecord(msgspec.Struct):
-    v: int = 0
-    t: Traits = {}
-    f: int | None = None
-    l: int | None = None  # noqa: E741 (the stored key)
-    m: dict[str, Member] = {}
-    e: dict[str, Tally] = {}
-    w: dict[str, Tally] = {}
-    r: dict[str, int] = {}
-    rate: float = 0.0
-    a: int | None = None
-    ap: dict[str, list[int]] = {}
-    o: int = 0
-    d: dict[int, dict[str, int]] = {}
-    #: A list in records written before triggers had times.
-    tr: dict[str, int] | list[str] | None = None
-    al: dict[str, Alert] = {}
-    rs: dict[str, int] = {}
-    in_: dict[str, int] = msgspec.field(default_factory=dict, name="in")
-    sw: int = 0
-
-
-_ENCODER = msgspec.json.Encoder()
-_USER_DECODER = msgspec.json.Decoder(_UserRecord)
-_ACCOUNT_DECODER = msgspec.json.Decoder(_AccountRecord)

@@ -7,7 +7,8 @@ from typing import Any
 from stream.core.activation import account_base_time, user_base_time
 from stream.core.criteria import Criteria
 from stream.core.engagement import engagement_view
-from stream.core.state import AccountState, Alert, UserState, trait
+from stream.core.records import Alert
+from stream.core.state import AccountState, UserState, trait
 from stream.core.sweep import swept_through
 from stream.core.timeutil import to_iso
 

@@ -18,8 +18,9 @@ from stream.core.alerts import Condition, conditions, transition
 from stream.core.criteria import parse_criteria
 from stream.core.lifecycle import sweep_triggers
 from stream.core.partitioning import partition_for
+from stream.core.records import Member
 from stream.core.replay import OfflinePipeline
-from stream.core.state import AccountState, Member
+from stream.core.state import AccountState
 from stream.core.sweep import Produced, sweep_account, swept_through
 from stream.core.timeutil import MS_PER_DAY, to_iso
 from stream.core.views import account_view

@@ -15,7 +15,8 @@ from stream.core.criteria import Criteria, parse_criteria
 from stream.core.engagement import day_of
 from stream.core.envelope import Envelope
 from stream.core.kpis import TTA_BUCKETS, account_kpis, finalize, kpi_partial, merge_partials, prometheus_samples
-from stream.core.state import AccountState, Member, Tally, UserState
+from stream.core.records import Member, Tally
+from stream.core.state import AccountState, UserState
 from stream.core.timeutil import MS_PER_DAY, parse_timestamp_ms
 from tests.core.helpers import T0
 

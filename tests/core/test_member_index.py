@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from stream.core.activation import account_reached_as_of, evaluate_account
 from stream.core.criteria import AccountMilestone, Criteria, parse_criteria
 from stream.core.member_index import Aggregate, MemberIndex, current_index, put_member
+from stream.core.records import Member
 from stream.core.replay import OfflinePipeline
-from stream.core.state import AccountState, Member
+from stream.core.state import AccountState
 from tests.core.helpers import NO_LATENESS, T0, group, identify, track
 
 MILESTONES = ("m1", "m2")

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from stream.core.criteria import parse_criteria
 from stream.core.engagement import MAX_BY_EVENT_IN_VIEW, engagement_view
+from stream.core.records import Alert, Member
 from stream.core.replay import OfflinePipeline
 from stream.core.segment import MAX_ID_LENGTH, Event, decode_message, valid_id
-from stream.core.state import Alert, Member
 from stream.core.views import MAX_USER_ALERTS_IN_VIEW, MAX_USERS_IN_VIEW, account_view, user_view
 from tests.conftest import ROOT
 from tests.core.helpers import track
