@@ -8,15 +8,16 @@ CORE := stream/_core_sources.py
 
 .PHONY: demo test test-core test-integration lint format typecheck bench chaos clean core clean-core
 
-# The editable install compiles the core in place (setup.py).
+# The editable install leaves the core to the next rule, so that it is compiled once.
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	STREAM_COMPILE_CORE=0 $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# ... and again whenever a core source changes (`import stream` refuses a stale one).
-$(CORE): $(wildcard stream/core/*.py) | $(STAMP)
+# The core compiled in place (setup.py), again whenever one of its sources
+# changes (`import stream` refuses a stale one).
+$(CORE): $(wildcard stream/core/*.py) setup.py | $(STAMP)
 	$(BIN)/python setup.py --quiet build_ext --inplace
 
 core: $(CORE)

@@ -31,6 +31,8 @@ class BuildRecordingSources(build_ext):
 
     def run(self) -> None:
         super().run()
+        if not self.extensions:  # STREAM_COMPILE_CORE=0: nothing compiled, nothing to record
+            return
         target = Path(MANIFEST) if self.inplace else Path(self.build_lib) / MANIFEST
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(
