@@ -6,16 +6,14 @@ Each check runs in a fresh interpreter: which modules load, and whether
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
-from stream.compiled_core import PURE_PYTHON_VARIABLE, read_record
-from tests.conftest import ROOT
+from stream.compiled_core import read_record
+from tests.conftest import ROOT, run_python
 
 LOADED = """
 import importlib, json, pkgutil, sys
@@ -29,13 +27,7 @@ print(json.dumps({n: origin for n, origin in loaded.items() if not n.endswith("_
 
 
 def python(code: str, *, pure: bool = False, path: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in (PURE_PYTHON_VARIABLE, "PYTHONPATH")}
-    if pure:
-        env[PURE_PYTHON_VARIABLE] = "1"
-    env["PYTHONPATH"] = str(path)
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=path, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    return run_python(["-c", code], pure=pure, path=path)
 
 
 def loaded_modules(pure: bool) -> dict[str, str]:
