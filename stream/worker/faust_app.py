@@ -247,6 +247,27 @@ ROCKSDB_OPTIONS = {
 }
 
 
+class RawSchema(faust.Schema):
+    """Keys and values as the bytes on the wire, with no serializer lookups.
+
+    Faust's own schema decodes every message it hands an agent through its
+    serializer registry, even for the ``raw`` codec that returns the bytes
+    as they are: 4% of a single-call worker's time. Every topic here carries
+    bytes the agents decode themselves, so the event is made directly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(key_serializer="raw", value_serializer="raw")
+
+    def compile(self, app: Any, *, default_propagate: bool = False, **_handlers: Any) -> Any:
+        create_event = app.create_event
+
+        async def decode(message: Any, *, propagate: bool = default_propagate) -> Any:
+            return create_event(message.key, message.value, message.headers, message)
+
+        return decode
+
+
 def raw_table(app: faust.App, name: str, partitions: int) -> RawTable:
     table = RawTable(app, name=name, partitions=partitions, beacon=app.tables.beacon, options=dict(ROCKSDB_OPTIONS))
     app.tables.add(table)

@@ -13,7 +13,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from stream.worker.batching import in_partition_of
-from stream.worker.faust_app import RawTable, confirm_batch, raw_table
+from stream.worker.faust_app import RawSchema, RawTable, confirm_batch, raw_table
 from tests.worker.fake_producer import HeldProducer, settle
 
 
@@ -245,3 +245,17 @@ async def _markers_last(tmp_path: Path) -> None:
 async def _confirmed(tables: list[RawTable]) -> None:
     async with confirm_batch([FakeEvent(delivered_message(9))], tables):  # type: ignore[arg-type]
         pass
+
+
+def test_a_raw_topic_hands_its_agents_the_bytes_faust_would(tmp_path: Path) -> None:
+    app = faust.App("test-raw-schema", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+    faust_own = faust.Schema(key_serializer="raw", value_serializer="raw").compile(app)
+    ours = RawSchema().compile(app)
+    headers = [("h", b"1")]
+    for key, value in ((b"k", b'{"type":"track"}'), (None, b"\xff not json"), (b"k", None)):
+        message = ConsumerMessage("input", 0, 7, 0.0, 0, headers, key, value, None)
+        expected, event = asyncio.run(faust_own(message)), asyncio.run(ours(message))
+        assert (event.key, event.value, event.headers) == (expected.key, expected.value, expected.headers)
+        assert event.message is message
+    topic = app.topic("input", schema=RawSchema())
+    assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")  # what `send` encodes with
