@@ -13,7 +13,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from stream.worker.batching import in_partition_of
-from stream.worker.faust_app import RawSchema, RawTable, confirm_batch, raw_table
+from stream.worker.faust_app import RawSchema, RawTable, StreamApp, confirm_batch, raw_table
 from tests.worker.fake_producer import HeldProducer, settle
 
 
@@ -259,3 +259,9 @@ def test_a_raw_topic_hands_its_agents_the_bytes_faust_would(tmp_path: Path) -> N
         assert event.message is message
     topic = app.topic("input", schema=RawSchema())
     assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")  # what `send` encodes with
+
+
+def test_the_app_runs_without_fausts_per_message_monitor(tmp_path: Path) -> None:
+    app = StreamApp("test-no-monitor", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+    app.on_init_dependencies()  # where Faust adds its monitor
+    assert app.monitor not in set(app.sensors)
