@@ -274,10 +274,10 @@ class RawSchema(faust.Schema):
         super().__init__(key_serializer="raw", value_serializer="raw")
 
     def compile(self, app: Any, *, default_propagate: bool = False, **_handlers: Any) -> Any:
-        create_event = app.create_event
+        event = app.conf.Event  # looked up once: ``app.create_event`` reads the settings every time
 
         async def decode(message: Any, *, propagate: bool = default_propagate) -> Any:
-            return create_event(message.key, message.value, message.headers, message)
+            return event(app, message.key, message.value, message.headers, message)
 
         return decode
 
