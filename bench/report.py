@@ -117,6 +117,7 @@ def build_rows(
             rows.append(
                 Row("scaling_single", "2 workers / 1 worker, single-call messages", x, "x", None, ">= 1.7", x >= 1.7)
             )
+            rows.append(cpu_scaling_row("single", two_single, single))
     if two_batch is not None:
         rows.append(
             Row(
@@ -130,6 +131,7 @@ def build_rows(
         if batch is not None:
             x = two_batch.rate / batch.rate
             rows.append(Row("scaling_batch", "2 workers / 1 worker, batch envelopes", x, "x", None, ">= 1.7", x >= 1.7))
+            rows.append(cpu_scaling_row("batch", two_batch, batch))
     if latency is not None:
         label = f"at {latency['rate']:,.0f} calls/s (half the single-call peak), {latency['records']} records"
         rows.append(Row("latency_p50", f"event -> output record p50 {label}", latency["p50"], "s"))
@@ -172,6 +174,18 @@ def sweep_row(name: str, run: PipelineRun) -> Row:
         f"{run.sweep_seconds:,.1f} s of {run.seconds:,.1f} s"
     )
     return Row(f"sweeps_{name}", label, 100 * run.sweep_seconds / run.seconds, "% of run")
+
+
+def cpu_scaling_row(name: str, two: PipelineRun, one: PipelineRun) -> Row:
+    """Two workers against one in calls per second of worker CPU, with the
+    cores the two workers had: the wall-clock ratio above is capped by the
+    machine once one worker takes a whole core of a two-core machine that
+    the broker and the benchmark share, and this says whether the pipeline
+    or the machine was the limit."""
+    cores = two.rate / two.per_cpu_second if two.per_cpu_second else 0.0
+    label = f"  2 workers / 1 worker, {name}, per second of worker CPU (the 2 workers had {cores:.2f} cores)"
+    ratio = two.per_cpu_second / one.per_cpu_second if one.per_cpu_second else 0.0
+    return Row(f"cpu_scaling_{name}", label, ratio, "x")
 
 
 def render(rows: list[Row], result: dict[str, Any]) -> str:

@@ -1,0 +1,19 @@
+"""The benchmark's table: figures derived from the runs."""
+
+from __future__ import annotations
+
+from bench.report import cpu_scaling_row
+from bench.runs import PipelineRun
+
+
+def run(workers: int, rate: float, per_cpu_second: float) -> PipelineRun:
+    return PipelineRun(workers, 400_000, 400_000 / rate, rate, [0], 1.0, 0.0, True, per_cpu_second)
+
+
+def test_two_workers_are_compared_per_second_of_worker_cpu_with_the_cores_they_had() -> None:
+    one = run(1, 10_000, 10_000)  # one whole core
+    two = run(2, 16_000, 10_000)  # as efficient, but only 1.6 cores between them
+    row = cpu_scaling_row("single", two, one)
+    assert row.value == 1.0
+    assert "1.60 cores" in row.label
+    assert row.met is None  # informative: the target is the wall-clock ratio
