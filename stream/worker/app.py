@@ -58,7 +58,7 @@ from stream.worker.batching import (
 )
 from stream.worker.directory import DirectoryHop
 from stream.worker.dlq import DeadLetters
-from stream.worker.faust_app import OffsetGapWatch, RawSchema, RawTable, confirm_batch, make_app, raw_table
+from stream.worker.faust_app import OffsetGapWatch, RawTable, confirm_batch, make_app, raw_table, raw_topic
 from stream.worker.memory import release_free_memory
 from stream.worker.publisher import Publisher
 from stream.worker.reads import CLOCK_KEY, CRITERIA_KEY, TableReads
@@ -114,22 +114,18 @@ class ActivationWorker(DirectoryHop, TableReads):
         self.default_criteria = default_criteria
         self.app = make_app(settings)
         app, topics = self.app, settings.topics
-
-        def raw() -> dict[str, Any]:  # a schema per topic: Faust updates a topic's schema in place
-            return {"schema": RawSchema()}
-
-        self.events_topic = app.topic(topics.events, **raw())
-        self.criteria_topic = app.topic(topics.criteria, **raw())
-        self.account_topic = app.topic(settings.account_topic, partitions=settings.partitions, **raw())
-        self.user_topic = app.topic(settings.user_topic, partitions=settings.partitions, **raw())
-        self.dlq = DeadLetters(app.topic(topics.dlq, **raw()))
+        self.events_topic = raw_topic(app, topics.events)
+        self.criteria_topic = raw_topic(app, topics.criteria)
+        self.account_topic = raw_topic(app, settings.account_topic, partitions=settings.partitions)
+        self.user_topic = raw_topic(app, settings.user_topic, partitions=settings.partitions)
+        self.dlq = DeadLetters(raw_topic(app, topics.dlq))
         self.publisher = Publisher(
             settings.partitions,
             self.user_topic,
             self.account_topic,
-            app.topic(topics.changes, **raw()),
-            app.topic(topics.alerts, **raw()),
-            app.topic(topics.triggers, **raw()),
+            raw_topic(app, topics.changes),
+            raw_topic(app, topics.alerts),
+            raw_topic(app, topics.triggers),
             self.dlq,
         )
         self.accounts = raw_table(app, "accounts", settings.partitions)

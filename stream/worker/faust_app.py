@@ -282,6 +282,11 @@ class RawSchema(faust.Schema):
         return decode
 
 
+def raw_topic(app: faust.App, name: str, **options: Any) -> faust.TopicT:
+    """A topic of bytes (each its own schema: Faust updates a topic's schema in place)."""
+    return app.topic(name, schema=RawSchema(), **options)
+
+
 def raw_table(app: faust.App, name: str, partitions: int) -> RawTable:
     table = RawTable(app, name=name, partitions=partitions, beacon=app.tables.beacon, options=dict(ROCKSDB_OPTIONS))
     app.tables.add(table)

@@ -13,7 +13,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from stream.worker.batching import in_partition_of
-from stream.worker.faust_app import RawSchema, RawTable, StreamApp, confirm_batch, raw_table
+from stream.worker.faust_app import RawSchema, RawTable, StreamApp, confirm_batch, raw_table, raw_topic
 from tests.worker.fake_producer import HeldProducer, settle
 
 
@@ -257,7 +257,7 @@ def test_a_raw_topic_hands_its_agents_the_bytes_faust_would(tmp_path: Path) -> N
         expected, event = asyncio.run(faust_own(message)), asyncio.run(ours(message))
         assert (event.key, event.value, event.headers) == (expected.key, expected.value, expected.headers)
         assert event.message is message
-    topic = app.topic("input", schema=RawSchema())
+    topic = raw_topic(app, "input")
     assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")  # what `send` encodes with
 
 
