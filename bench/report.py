@@ -117,7 +117,9 @@ def build_rows(
             rows.append(
                 Row("scaling_single", "2 workers / 1 worker, single-call messages", x, "x", None, ">= 1.7", x >= 1.7)
             )
-            rows.append(cpu_scaling_row("single", two_single, single))
+            cpu_row = cpu_scaling_row("single", two_single, single)
+            if cpu_row is not None:
+                rows.append(cpu_row)
     if two_batch is not None:
         rows.append(
             Row(
@@ -131,7 +133,9 @@ def build_rows(
         if batch is not None:
             x = two_batch.rate / batch.rate
             rows.append(Row("scaling_batch", "2 workers / 1 worker, batch envelopes", x, "x", None, ">= 1.7", x >= 1.7))
-            rows.append(cpu_scaling_row("batch", two_batch, batch))
+            cpu_row = cpu_scaling_row("batch", two_batch, batch)
+            if cpu_row is not None:
+                rows.append(cpu_row)
     if latency is not None:
         label = f"at {latency['rate']:,.0f} calls/s (half the single-call peak), {latency['records']} records"
         rows.append(Row("latency_p50", f"event -> output record p50 {label}", latency["p50"], "s"))
@@ -176,16 +180,18 @@ def sweep_row(name: str, run: PipelineRun) -> Row:
     return Row(f"sweeps_{name}", label, 100 * run.sweep_seconds / run.seconds, "% of run")
 
 
-def cpu_scaling_row(name: str, two: PipelineRun, one: PipelineRun) -> Row:
+def cpu_scaling_row(name: str, two: PipelineRun, one: PipelineRun) -> Row | None:
     """Two workers against one in calls per second of worker CPU, with the
     cores the two workers had: the wall-clock ratio above is capped by the
     machine once one worker takes a whole core of a two-core machine that
     the broker and the benchmark share, and this says whether the pipeline
-    or the machine was the limit."""
-    cores = two.rate / two.per_cpu_second if two.per_cpu_second else 0.0
+    or the machine was the limit. None when a run was too short to measure
+    its CPU (every call applied before the first sample)."""
+    if not (two.per_cpu_second and one.per_cpu_second):
+        return None
+    cores = two.rate / two.per_cpu_second
     label = f"  2 workers / 1 worker, {name}, per second of worker CPU (the 2 workers had {cores:.2f} cores)"
-    ratio = two.per_cpu_second / one.per_cpu_second if one.per_cpu_second else 0.0
-    return Row(f"cpu_scaling_{name}", label, ratio, "x")
+    return Row(f"cpu_scaling_{name}", label, two.per_cpu_second / one.per_cpu_second, "x")
 
 
 def render(rows: list[Row], result: dict[str, Any]) -> str:

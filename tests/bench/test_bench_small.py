@@ -23,8 +23,6 @@ FIGURES = {
     "scaling_single",
     "two_workers_batch",
     "scaling_batch",
-    "cpu_scaling_single",
-    "cpu_scaling_batch",
     "latency_p50",
     "latency_p99",
     "peak_rss",

@@ -14,6 +14,12 @@ def test_two_workers_are_compared_per_second_of_worker_cpu_with_the_cores_they_h
     one = run(1, 10_000, 10_000)  # one whole core
     two = run(2, 16_000, 10_000)  # as efficient, but only 1.6 cores between them
     row = cpu_scaling_row("single", two, one)
+    assert row is not None
     assert row.value == 1.0
     assert "1.60 cores" in row.label
     assert row.met is None  # informative: the target is the wall-clock ratio
+
+
+def test_no_cpu_comparison_when_a_run_was_too_short_to_measure_its_cpu() -> None:
+    assert cpu_scaling_row("batch", run(2, 16_000, 0.0), run(1, 10_000, 10_000)) is None
+    assert cpu_scaling_row("batch", run(2, 16_000, 10_000), run(1, 10_000, 0.0)) is None
