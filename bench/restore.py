@@ -13,8 +13,7 @@ this is the experiment to iterate on it (~5 min at the default size):
    of an A/B on one and the same broker and changelogs);
 4. each restore is checked: its ``/debug/digest`` must equal the fill
    worker's, and every table's RocksDB content (every key and value of every
-   partition, the input-lanes table included) must equal the fill worker's
-   once both are stopped.
+   partition) must equal the fill worker's once both are stopped.
 
 It prints, per mode, keys and changelog messages restored per second: the
 restore span is from the worker's first restore log line to its last (Faust's
@@ -53,7 +52,7 @@ from stream.kafka_admin import topic_end_offsets
 from tests.integration.harness import metric_sum
 
 SPEC = BenchSpec(accounts=2_500, users=25_000, tracks=50_000)
-TABLES = ("accounts", "users", "directory", "input-lanes")
+TABLES = ("accounts", "users", "directory")
 #: Quick group joins; and no worker writes on its own (wall-clock ticks, idle
 #: lanes whose watermark jumps to now and sweeps every account), so every
 #: restore reads the changelogs the fill worker left.

@@ -36,7 +36,13 @@ def topic_plan(settings: Settings) -> dict[str, int]:
         t.alerts: n,
         settings.account_topic: n,
         settings.user_topic: n,
+        # one partition per input partition (as many as the events topic has)
+        settings.lanes_topic: settings.input_partitions or n,
     }
+
+
+def _topic_config(settings: Settings, name: str) -> dict[str, str]:
+    return {"cleanup.policy": "compact"} if name == settings.lanes_topic else {}
 
 
 def partition_count(settings: Settings, topic: str, timeout: float = 10.0) -> int | None:
@@ -54,15 +60,24 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            existing = set(admin.list_topics(timeout=5).topics)
+            existing = admin.list_topics(timeout=5).topics
             break
         except KafkaException:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+    plan = topic_plan(settings)
+    events = existing.get(settings.topics.events)
+    if events is not None and events.partitions:  # an input topic made elsewhere: one lane each
+        plan[settings.lanes_topic] = len(events.partitions)
     wanted = [
-        NewTopic(name, num_partitions=parts, replication_factor=settings.replication_factor)
-        for name, parts in topic_plan(settings).items()
+        NewTopic(
+            name,
+            num_partitions=parts,
+            replication_factor=settings.replication_factor,
+            config=_topic_config(settings, name),
+        )
+        for name, parts in plan.items()
         if name not in existing
     ]
     if not wanted:

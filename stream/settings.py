@@ -143,6 +143,18 @@ class Settings:
     def user_topic(self) -> str:
         return f"{self.app_id}-user-calls"
 
+    @property
+    def ingest_group(self) -> str:
+        """The consumer group of the first hop's input reader
+        (stream/worker/input_reader.py); the other hops are in ``app_id``'s."""
+        return f"{self.app_id}-ingest"
+
+    @property
+    def lanes_topic(self) -> str:
+        """Each input partition's lane history (compacted). Named as the Faust
+        table that held it before the input reader did, so a deployment keeps it."""
+        return f"{self.app_id}-input-lanes-changelog"
+
     def with_broker(self, url: str) -> Settings:
         return replace(self, broker_url=url)
 

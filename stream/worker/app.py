@@ -1,10 +1,11 @@
 """The Faust application: topics, tables and agents around the pure core.
 
-Three agents, each a thin loop that decodes, calls the core and writes:
+Three hops, each a thin loop that decodes, calls the core and writes:
 
-* ``ingest`` (input topic, keyed however producers chose): decode Segment
-  calls, DLQ the bad ones, re-key the good ones by account (or by user when the
-  call names no account);
+* ``ingest`` (input topic, keyed however producers chose; a task over a
+  confluent-kafka reader, see stream/worker/ingest.py): decode Segment calls,
+  DLQ the bad ones, re-key the good ones by account (or by user when the call
+  names no account);
 * ``directory`` (user-keyed): remember users' accounts and traits, resolve
   calls that name no account;
 * ``accounts`` (account-keyed): apply calls to account and user state, publish
@@ -18,6 +19,7 @@ point of every partition's stream (deterministic on replay).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -29,19 +31,13 @@ import orjson
 from faust.types import EventT
 
 from stream.core.activation import apply_envelope, new_account, new_user
-from stream.core.clock import PartitionClock, expected_lanes, lane_max_before, lateness_detail, record_lane_max
+from stream.core.clock import PartitionClock, expected_lanes, lateness_detail
 from stream.core.criteria import Criteria, load_criteria_bytes, parse_criteria
 from stream.core.envelope import Envelope
 from stream.core.errors import CriteriaError
 from stream.core.lifecycle import triggers_for
 from stream.core.parking import DirectoryClock
 from stream.core.partitioning import partition_for
-from stream.core.routing import (
-    TO_ACCOUNT,
-    direct_lane,
-    route_call,
-)
-from stream.core.segment import Rejection, decode_message
 from stream.core.state import AccountState, UserState, is_marked
 from stream.core.sweep import adopt_criteria, sweep_account
 from stream.core.timeutil import utc_now_ms
@@ -59,6 +55,7 @@ from stream.worker.batching import (
 from stream.worker.directory import DirectoryHop
 from stream.worker.dlq import DeadLetters
 from stream.worker.faust_app import OffsetGapWatch, RawTable, confirm_batch, make_app, raw_table, raw_topic
+from stream.worker.ingest import IngestHop
 from stream.worker.memory import release_free_memory
 from stream.worker.publisher import Publisher
 from stream.worker.reads import CLOCK_KEY, CRITERIA_KEY, TableReads
@@ -70,10 +67,6 @@ CONTROL_PREFIX = b'{"criteria":'
 #: A worker's nudge to a partition it owns: re-read the wall clock, sweep if due.
 TICK = b'{"tick":1}'
 USER_KEY_SEP = "\x1f"
-#: The first hop sends what it has decoded once it holds this many calls (a
-#: batch of Segment batch envelopes can hold a hundred times more calls than
-#: messages), and again at the end of its batch.
-INGEST_FLUSH_CALLS = 20_000
 #: Packed messages the stateful agents take at once at most, and the bytes of
 #: them processed and stored as one batch. Each user and account touched is
 #: held three times until its batch is stored (encoded, in the producer's
@@ -106,7 +99,7 @@ class LRU(OrderedDict[Any, Any]):
             self.popitem(last=False)
 
 
-class ActivationWorker(DirectoryHop, TableReads):
+class ActivationWorker(IngestHop, DirectoryHop, TableReads):
     """Holds the app, its topics and tables, and the per-partition criteria."""
 
     def __init__(self, settings: Settings, default_criteria: Criteria) -> None:
@@ -114,7 +107,6 @@ class ActivationWorker(DirectoryHop, TableReads):
         self.default_criteria = default_criteria
         self.app = make_app(settings)
         app, topics = self.app, settings.topics
-        self.events_topic = raw_topic(app, topics.events)
         self.criteria_topic = raw_topic(app, topics.criteria)
         self.account_topic = raw_topic(app, settings.account_topic, partitions=settings.partitions)
         self.user_topic = raw_topic(app, settings.user_topic, partitions=settings.partitions)
@@ -135,13 +127,10 @@ class ActivationWorker(DirectoryHop, TableReads):
         self.users = raw_table(app, "users", settings.partitions)
         self.directory = raw_table(app, "directory", settings.partitions)
         self.directory.marker_keys = frozenset({CLOCK_KEY})  # see stream.worker.directory
-        #: input lane -> the first hop's running maximum at its batch boundaries
-        self.input_lanes = raw_table(app, "input-lanes", settings.input_partitions or settings.partitions)
         #: The tables each agent writes, and the only ones its batches confirm:
         #: a confirmation delivers whatever a table holds unstored, so one
         #: agent's confirmation must never take another's writes (see confirm_batch).
         self.tables_of: dict[str, tuple[RawTable, ...]] = {
-            "ingest": (self.input_lanes,),
             "directory": (self.directory,),
             "accounts": (self.accounts, self.users),
         }
@@ -153,9 +142,11 @@ class ActivationWorker(DirectoryHop, TableReads):
         self.expected_lanes = expected_lanes(topics.events, inputs, settings.partitions)
         #: (topic, partition) -> highest event time the first hop decoded from it
         self.input_lane_max: dict[tuple[str, int], int] = {}
+        self._input_stop = threading.Event()
+        self.input_reader: Any = None
         self.account_cache: LRU = LRU(settings.cache_accounts)
         self.user_cache: LRU = LRU(settings.cache_users)
-        app.agent(self.events_topic, name="ingest")(self.ingest)
+        app.task(self.ingest_task)
         app.agent(self.user_topic, name="directory")(self.directory_agent)
         app.agent(self.account_topic, name="accounts")(self.accounts_agent)
         app.agent(self.criteria_topic, name="criteria")(self.criteria_agent)
@@ -179,9 +170,10 @@ class ActivationWorker(DirectoryHop, TableReads):
         return max(self.known_criteria)
 
     def is_ready(self) -> bool:
-        """Started, assigned, and done restoring tables."""
+        """Started, assigned (in both groups), and done restoring tables."""
         app = self.app
-        return bool(app.rebalancing is False and app.tables.recovery.completed.is_set())
+        input_joined = self.input_reader is not None and self.input_reader.joined  # its own group
+        return bool(app.rebalancing is False and app.tables.recovery.completed.is_set() and input_joined)
 
     def _remember(self, criteria: Criteria) -> Criteria:
         self.known_criteria.setdefault(criteria.version, criteria)
@@ -215,12 +207,11 @@ class ActivationWorker(DirectoryHop, TableReads):
         self.criteria_by_partition.clear()
         self.clocks.clear()
         self.directory_clocks.clear()
-        self.input_lane_max.clear()  # resumed from the input-lanes table where reading resumes
         self.account_cache.clear()
         self.user_cache.clear()
         self.gaps.forget()
 
-    # ------------------------------------------------------------ ingest
+    # ------------------------------------------------------------ errors
 
     def _failed(self, outbox: Outbox, event: EventT[bytes], exc: Exception) -> None:
         """An unexpected error on one message: it goes to the DLQ (reason
@@ -240,66 +231,6 @@ class ActivationWorker(DirectoryHop, TableReads):
                 None,
             )
         )
-
-    async def ingest(self, stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(self.settings.batch_max, self.settings.batch_wait_ms / 1000):
-            self.gaps.check(events)
-            async with confirm_batch(events, self.tables_of["ingest"]):
-                await self._ingest_batch(events)
-
-    async def _ingest_batch(self, events: list[EventT[bytes]]) -> None:
-        outbox = Outbox(self.settings.partitions)
-        last: dict[tuple[str, int], EventT[bytes]] = {}
-        for event in events:
-            source = (event.message.topic, event.message.partition)
-            if source not in self.input_lane_max:
-                self._resume_lane(event)
-            last[source] = event
-            try:
-                self._ingest_one(event, outbox)
-            except Exception as exc:
-                self._failed(outbox, event, exc)
-            if outbox.calls >= INGEST_FLUSH_CALLS:  # Segment batches: bound what a batch holds
-                await self.publisher.send(outbox)
-                outbox = Outbox(self.settings.partitions)
-        await self.publisher.send(outbox)
-        for source, event in last.items():  # after the data it covers, like every state
-            with in_partition_of(event):
-                key = direct_lane(*source).encode()
-                history = orjson.loads(self.input_lanes.get(key) or b"[]")
-                next_offset = event.message.offset + 1
-                self.input_lanes[key] = orjson.dumps(
-                    record_lane_max(history, next_offset, self.input_lane_max.get(source, 0))
-                )
-
-    def _resume_lane(self, event: EventT[bytes]) -> None:
-        """The running maximum of the event's input partition where this
-        worker resumes reading it (see :func:`lane_max_before`)."""
-        msg = event.message
-        with in_partition_of(event):
-            history = orjson.loads(self.input_lanes.get(direct_lane(msg.topic, msg.partition).encode()) or b"[]")
-        self.input_lane_max[(msg.topic, msg.partition)] = lane_max_before(history, msg.offset)
-
-    def _ingest_one(self, event: EventT[bytes], outbox: Outbox) -> None:
-        msg = event.message
-        broker_ts = int(msg.timestamp * 1000) if msg.timestamp else None
-        for item in decode_message(event.value, broker_timestamp_ms=broker_ts, limits=self.settings.decode):
-            if isinstance(item, Rejection):
-                outbox.dead.append(
-                    DeadLetter(
-                        item.reason, item.detail, item.raw, msg.key, msg.topic, msg.partition, msg.offset, item.index
-                    )
-                )
-                continue
-            metrics.counter_of(metrics.EVENTS, item.type).inc()
-            source = (msg.topic, msg.partition)
-            top = self.input_lane_max[source] = max(self.input_lane_max.get(source, 0), item.timestamp_ms)
-            outbox.advance(direct_lane(msg.topic, msg.partition), top)
-            for target, env in route_call(item, msg.topic, msg.partition, msg.offset, top):
-                if target == TO_ACCOUNT:
-                    outbox.to_account(env)
-                else:
-                    outbox.to_user(env)
 
     # --------------------------------------------------------- directory
 

@@ -161,6 +161,10 @@ def refresh_lag(worker: ActivationWorker) -> None:
         committed = consumer._committed_offset.get(tp)  # Faust's own record of what it committed
         lag = max(0, highwater - (committed if committed is not None else 0))
         metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+    reader = worker.input_reader  # the input topic is read apart from Faust (stream/worker/input_reader.py)
+    if reader is not None:
+        for partition, lag in reader.lag.items():
+            metrics.CONSUMER_LAG.labels(worker.settings.topics.events, str(partition)).set(lag)
 
 
 def recovery_remaining(

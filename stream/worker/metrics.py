@@ -67,6 +67,11 @@ OFFSET_GAPS = Counter(
     registry=REGISTRY,
 )
 WORKER_READY = Gauge("stream_worker_ready", "1 when assigned and done restoring tables, else 0", registry=REGISTRY)
+INPUT_COMMIT_FAILURES = Counter(
+    "stream_input_commit_failures_total",
+    "Input offsets the first hop could not commit (their messages are read again, and deduplicated)",
+    registry=REGISTRY,
+)
 CONSUMER_LAG = Gauge(
     "stream_consumer_lag_messages",
     "Messages not yet committed, per assigned partition",

@@ -93,7 +93,7 @@ def test_restart_on_empty_data_dir_recovers_every_key(clusters: dict[str, Cluste
     log = worker.log_path.read_bytes()[log_start:].decode(errors="replace")
     assert re.search(r"Bulk restore: done, .*; 0 of \d+ partitions left to Faust's recovery", log), log[-3000:]
     conf = {"bootstrap.servers": cluster.bootstrap}
-    tables = ("accounts", "users", "directory", "input-lanes")
+    tables = ("accounts", "users", "directory")
     messages = sum(sum(topic_end_offsets(conf, f"{cluster.app_id}-{t}-changelog").values()) for t in tables)
     samples = parse_metrics(worker.get("/metrics").text)
     assert metric_sum(samples, "stream_recovery_restored_messages_total") == messages

@@ -26,7 +26,7 @@ def worker_with_held_producer(tmp_path: Path) -> tuple[ActivationWorker, HeldPro
 def test_every_table_is_confirmed_by_the_one_agent_that_writes_it(tmp_path: Path) -> None:
     worker, _producer = worker_with_held_producer(tmp_path)
     confirmed_by = Counter(table.name for tables in worker.tables_of.values() for table in tables)
-    assert confirmed_by == {"accounts": 1, "users": 1, "directory": 1, "input-lanes": 1}
+    assert confirmed_by == {"accounts": 1, "users": 1, "directory": 1}
     assert [t.name for t in worker.tables_of["accounts"]] == ["accounts", "users"]
 
 
@@ -44,7 +44,7 @@ async def _accounts_writes_stay_with_their_batch(tmp_path: Path) -> None:
         worker.accounts[b"acct-1"] = b"account"
         worker.users[user_key("acct-1", "u1")] = b"user"
 
-    for agent in ("ingest", "directory"):
+    for agent in ("directory",):
         async with confirm_batch([FakeEvent(delivered_message(5))], worker.tables_of[agent]):  # type: ignore[list-item]
             pass
     assert producer.sent == [], "another agent's batch sent the accounts agent's writes"

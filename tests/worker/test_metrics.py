@@ -17,6 +17,7 @@ EXPECTED = {
     "stream_event_to_output_seconds": (),
     "stream_rebalances": (),
     "stream_offset_gaps": ("topic",),
+    "stream_input_commit_failures": (),
     "stream_worker_ready": (),
     "stream_consumer_lag_messages": ("topic", "partition"),
     "stream_table_keys": ("table",),

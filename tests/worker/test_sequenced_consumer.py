@@ -16,7 +16,7 @@ from stream.worker import metrics
 from stream.worker.sequenced_consumer import OffsetSequencer, SequencedConsumer, Verdict
 from tests.worker.offline import offline_worker
 
-EVENTS = TP("product-events", 0)
+EVENTS = TP("activation-account-calls", 0)  # a topic the app's Faust consumer reads
 
 
 # -- the bookkeeping alone -------------------------------------------------
