@@ -86,6 +86,7 @@ class IngestHop:
             batch_max=settings.batch_max,
             wait_s=settings.batch_wait_ms / 1000,
             fallback_offsets=group_offsets(conf, settings.app_id, settings.topics.events, stop),
+            revoke_wait_s=max(1.0, group.rebalance_timeout_s / 2),  # inside consume: under max.poll.interval.ms
         )
 
     async def ingest_task(self) -> None:
@@ -110,11 +111,13 @@ class IngestHop:
                         histories.pop(p, None)
                         self.input_lane_max.pop((topic, p), None)
                 elif isinstance(item, Batch):
-                    if item.epoch != epoch or not item.events:
+                    # (of a partition no longer read: only when a revocation gave up waiting)
+                    events = [e for e in item.events if e.partition in histories]
+                    if item.epoch != epoch or not events:
                         reader.done({})  # read before a rewind: read again after it
                         continue
                     try:
-                        reader.done(await self._ingest_batch(item.events, histories))
+                        reader.done(await self._ingest_batch(events, histories))
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # the broker did not take the outputs: read them again

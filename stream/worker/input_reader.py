@@ -138,6 +138,7 @@ class InputReader:
         wait_s: float,
         max_batches: int = 2,
         fallback_offsets: Callable[[Sequence[int]], dict[int, int]] | None = None,
+        revoke_wait_s: float = 10.0,
     ) -> None:
         self.consumer = consumer
         self.topic = topic
@@ -146,6 +147,10 @@ class InputReader:
         self.batch_max, self.wait_s = batch_max, wait_s
         self.fallback_offsets = fallback_offsets
         self._slots = threading.Semaphore(max_batches)
+        #: batches handed over and not done yet (a revocation waits for them)
+        self._out = 0
+        self._out_changed = threading.Condition()
+        self.revoke_wait_s = revoke_wait_s
         self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._epoch = 0
@@ -175,12 +180,18 @@ class InputReader:
         """A batch is on the broker: commit ``{partition: next offset}``."""
         if commits:
             self._commands.put(("commit", commits))
-        self._slots.release()
+        self._batch_done()
 
     def rewind(self, epoch: int) -> None:
         """A batch failed: read again from the committed offsets; batches
         handed over before are dropped by the loop (they carry an older epoch)."""
         self._commands.put(("rewind", epoch))
+        self._batch_done()
+
+    def _batch_done(self) -> None:
+        with self._out_changed:
+            self._out -= 1
+            self._out_changed.notify_all()
         self._slots.release()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -196,6 +207,8 @@ class InputReader:
             while not self._stop.is_set():
                 self._run_commands()
                 if self._waiting is not None and self._slots.acquire(timeout=0):
+                    with self._out_changed:
+                        self._out += 1
                     self._deliver(self._waiting)
                     self._waiting = None
                 self._pause(self._waiting is not None)
@@ -285,6 +298,26 @@ class InputReader:
         self.joined = True
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Before the partitions go: forget what was fetched of them and not
+        handed over, and wait (committing) until the batches handed over are
+        done, as Faust waits for its agents. A batch finishing after the new
+        owner began would write a lane record older than the new owner's."""
+        revoked = {tp.partition for tp in partitions}
+        if self._waiting is not None:
+            self._waiting.events = [e for e in self._waiting.events if e.partition not in revoked]
+            if not self._waiting.events:
+                self._waiting = None
+        deadline = time.monotonic() + self.revoke_wait_s
+        while True:
+            self._run_commands()
+            with self._out_changed:
+                if self._out <= 0 or time.monotonic() > deadline or self._stop.is_set():
+                    left = self._out
+                    break
+                self._out_changed.wait(0.05)
+        self._run_commands()  # the last batch's commit
+        if left > 0:
+            log.warning("%d input batch(es) still running as partitions %s are revoked", left, sorted(revoked))
         self._paused = False  # a new assignment starts unpaused
         for tp in partitions:
             self._next.pop(tp.partition, None)

@@ -293,3 +293,17 @@ def test_history_of_garbage_is_none() -> None:
     assert history_of(b'{"a": 1}') == []
     assert history_of(b"[[1, 2], [3]]") == []
     assert history_of(b"[[1, 2]]") == [[1, 2]]
+
+
+def test_a_revocation_waits_for_the_batches_out_and_commits_them_first(stopped: Any) -> None:
+    consumer = ScriptedConsumer([0], committed={}, ends={0: 30})
+    reader, got = start(consumer, max_batches=1, batch_max=5)
+    stopped(reader)
+    assert isinstance(got.get(timeout=WAIT), Assigned)
+    assert offsets(got.get(timeout=WAIT)) == [(0, o) for o in range(5)]
+    consumer.revoke_next = True  # while that batch is out (and the next one fetched, waiting)
+    with pytest.raises(queue.Empty):
+        got.get(timeout=0.3)  # the revocation waits for the batch out
+    reader.done({0: 5})
+    assert got.get(timeout=WAIT) == Revoked((0,))  # nothing fetched of the partition was handed over first
+    assert consumer.commits == [[(0, 5)]]
