@@ -137,10 +137,24 @@ def measured_end_offsets(
     time, so neither a message nor end-of-partition ever came and the reported
     (low) end was kept: a restore then silently missed the changelog's tail.
     """
-    result = dict(reported)
+    ends, _last, pending = read_tails(conf, reported, timeout)
+    if pending:
+        log.warning("no end-of-partition within %.0fs for %s; using the highest offset seen", timeout, pending)
+    return ends
+
+
+def read_tails(
+    conf: Mapping[str, Any], reported: Mapping[PartitionKey, int], timeout: float = 30.0
+) -> tuple[dict[PartitionKey, int], dict[PartitionKey, bytes | None], set[PartitionKey]]:
+    """Each partition read from one before its reported end to end-of-partition
+    (see :func:`measured_end_offsets`): its measured end, its last message's
+    value (partitions with a message only), and the partitions whose end did
+    not come within ``timeout``."""
+    ends = dict(reported)
+    last: dict[PartitionKey, bytes | None] = {}
     todo = {k: v for k, v in reported.items() if v > 0}
     if not todo:
-        return result
+        return ends, last, set()
     consumer = Consumer(
         {
             **conf,
@@ -161,15 +175,32 @@ def measured_end_offsets(
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
-                    result[key] = max(result[key], msg.offset())
+                    ends[key] = max(ends[key], msg.offset())
                     pending.discard(key)
                 continue
-            result[key] = max(result[key], msg.offset() + 1)
-        if pending:
-            log.warning("no end-of-partition within %.0fs for %s; using the highest offset seen", timeout, pending)
+            if msg.offset() + 1 >= ends[key]:
+                ends[key] = msg.offset() + 1
+                last[key] = msg.value()
     finally:
         consumer.close()
-    return result
+    return ends, last, pending
+
+
+def last_values(conf: Mapping[str, Any], topic: str, partitions: Iterable[int]) -> dict[int, bytes | None]:
+    """The value of the newest message of each given partition that has one
+    (its end measured, as :func:`measured_end_offsets` does)."""
+    consumer = Consumer({**conf, "group.id": "stream-end-probe", "enable.auto.commit": False})
+    try:
+        reported = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            reported[(topic, p)] = high if high > low else 0
+    finally:
+        consumer.close()
+    _ends, last, pending = read_tails(conf, reported, timeout=60.0)
+    if pending:
+        raise RuntimeError(f"{topic}: partitions {sorted(p for _t, p in pending)} not read to their end")
+    return {p: value for (_t, p), value in last.items()}
 
 
 def topic_end_offsets(conf: Mapping[str, Any], topic: str, group: str = "stream-end-probe") -> dict[PartitionKey, int]:

@@ -19,7 +19,6 @@ point of every partition's stream (deterministic on replay).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -142,8 +141,7 @@ class ActivationWorker(IngestHop, DirectoryHop, TableReads):
         self.expected_lanes = expected_lanes(topics.events, inputs, settings.partitions)
         #: (topic, partition) -> highest event time the first hop decoded from it
         self.input_lane_max: dict[tuple[str, int], int] = {}
-        self._input_stop = threading.Event()
-        self.input_reader: Any = None
+        self.input_reader = None
         self.account_cache: LRU = LRU(settings.cache_accounts)
         self.user_cache: LRU = LRU(settings.cache_users)
         app.task(self.ingest_task)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -33,8 +34,6 @@ from stream.worker.input_reader import (
 )
 
 if TYPE_CHECKING:
-    import threading
-
     import faust
 
     from stream.settings import Settings
@@ -54,6 +53,7 @@ class IngestHop:
     publisher: Publisher
     #: (topic, partition) -> highest event time the first hop decoded from it
     input_lane_max: dict[tuple[str, int], int]
+    input_reader: InputReader | None
     _failed: Any
 
     def make_input_reader(self, stop: threading.Event) -> InputReader:
@@ -87,11 +87,12 @@ class IngestHop:
             wait_s=settings.batch_wait_ms / 1000,
             fallback_offsets=group_offsets(conf, settings.app_id, settings.topics.events, stop),
             revoke_wait_s=max(1.0, group.rebalance_timeout_s / 2),  # inside consume: under max.poll.interval.ms
+            stop=stop,
         )
 
     async def ingest_task(self) -> None:
         """Reads the input for as long as the worker runs."""
-        reader = self.input_reader = self.make_input_reader(self._input_stop)
+        reader = self.input_reader = self.make_input_reader(threading.Event())
         items: asyncio.Queue[object] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         reader.start(lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
@@ -111,13 +112,11 @@ class IngestHop:
                         histories.pop(p, None)
                         self.input_lane_max.pop((topic, p), None)
                 elif isinstance(item, Batch):
-                    # (of a partition no longer read: only when a revocation gave up waiting)
-                    events = [e for e in item.events if e.partition in histories]
-                    if item.epoch != epoch or not events:
+                    if item.epoch != epoch or not item.events:
                         reader.done({})  # read before a rewind: read again after it
                         continue
                     try:
-                        reader.done(await self._ingest_batch(events, histories))
+                        reader.done(await self._ingest_batch(item.events, histories))
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # the broker did not take the outputs: read them again
@@ -128,7 +127,6 @@ class IngestHop:
                 elif isinstance(item, BaseException):
                     raise RuntimeError("the input reader stopped") from item
         finally:
-            self._input_stop.set()
             await loop.run_in_executor(None, reader.stop)
 
     async def _ingest_batch(self, events: list[InputEvent], histories: dict[int, list[list[int]]]) -> dict[int, int]:

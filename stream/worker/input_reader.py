@@ -131,7 +131,7 @@ class InputReader:
         self,
         consumer: ConsumerLike,
         topic: str,
-        read_lanes: Callable[[Sequence[int]], dict[int, bytes]],
+        read_lanes: Callable[[Sequence[int]], dict[int, bytes | None]],
         make_partition: Callable[[str, int, int], Any],
         *,
         batch_max: int,
@@ -139,6 +139,7 @@ class InputReader:
         max_batches: int = 2,
         fallback_offsets: Callable[[Sequence[int]], dict[int, int]] | None = None,
         revoke_wait_s: float = 10.0,
+        stop: threading.Event | None = None,
     ) -> None:
         self.consumer = consumer
         self.topic = topic
@@ -146,13 +147,14 @@ class InputReader:
         self.make_partition = make_partition
         self.batch_max, self.wait_s = batch_max, wait_s
         self.fallback_offsets = fallback_offsets
-        self._slots = threading.Semaphore(max_batches)
-        #: batches handed over and not done yet (a revocation waits for them)
+        self.max_batches = max_batches
+        #: batches handed over and not done yet (at most ``max_batches``; a revocation waits for them)
         self._out = 0
         self._out_changed = threading.Condition()
         self.revoke_wait_s = revoke_wait_s
         self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._stop = threading.Event()
+        #: set by :meth:`stop`; also ends the Kafka helpers' retries (``read_lanes``, ``fallback_offsets``)
+        self._stop = stop or threading.Event()
         self._epoch = 0
         self._paused = False
         self._deliver: Callable[[object], None] = lambda _item: None
@@ -192,7 +194,6 @@ class InputReader:
         with self._out_changed:
             self._out -= 1
             self._out_changed.notify_all()
-        self._slots.release()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -206,9 +207,7 @@ class InputReader:
             self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not self._stop.is_set():
                 self._run_commands()
-                if self._waiting is not None and self._slots.acquire(timeout=0):
-                    with self._out_changed:
-                        self._out += 1
+                if self._waiting is not None and self._take_slot():
                     self._deliver(self._waiting)
                     self._waiting = None
                 self._pause(self._waiting is not None)
@@ -226,6 +225,13 @@ class InputReader:
                 self.consumer.close()
             except Exception as exc:
                 log.warning("closing the input consumer: %r", exc)
+
+    def _take_slot(self) -> bool:
+        with self._out_changed:
+            if self._out >= self.max_batches:
+                return False
+            self._out += 1
+            return True
 
     def consume(self) -> list[InputEvent]:
         now = time.monotonic()
@@ -337,18 +343,18 @@ class InputReader:
             starts.update(self.fallback_offsets(missing))
         raw = self.read_lanes(numbers)
         lanes: dict[int, tuple[list[list[int]], int]] = {}
+        at: list[Any] = []
         for p in numbers:
             history = history_of(raw.get(p))
             start = starts.get(p, NO_OFFSET)
-            lanes[p] = (history, lane_max_before(history, start) if start >= 0 else 0)
-        at = [self.make_partition(self.topic, p, max(starts.get(p, NO_OFFSET), OFFSET_BEGINNING)) for p in numbers]
-        for p in numbers:
-            start = starts.get(p, NO_OFFSET)
             if start >= 0:
+                lanes[p] = (history, lane_max_before(history, start))
                 self._next[p] = self._committed[p] = start
             else:  # from the partition's start, wherever retention has put it
+                lanes[p] = (history, 0)
                 self._next.pop(p, None)
                 self._committed.pop(p, None)
+            at.append(self.make_partition(self.topic, p, max(start, OFFSET_BEGINNING)))
         if seek is None:
             self.consumer.assign(at)
             self._paused = False
@@ -386,50 +392,12 @@ def _retrying(what: str, fn: Callable[[], Any], stop: threading.Event, seconds: 
 
 def lane_records(
     conf: dict[str, Any], topic: str, stop: threading.Event
-) -> Callable[[Sequence[int]], dict[int, bytes]]:
+) -> Callable[[Sequence[int]], dict[int, bytes | None]]:
     """Reads the newest record of each given partition of the lanes topic."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from stream.kafka_admin import last_values
 
-    def read(partitions: Sequence[int]) -> dict[int, bytes]:
-        consumer = Consumer(
-            {
-                **conf,
-                "group.id": f"{topic}-reader",  # assign() only: never joins the group nor commits
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
-        try:
-            start: list[Any] = []
-            for p in partitions:
-                low, high = _retrying(
-                    "lanes topic offsets",
-                    lambda p=p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10),
-                    stop,
-                )
-                if high > low:
-                    # from the last one: on a broker whose end offset is its last
-                    # batch's first + 1, the whole last batch is read
-                    start.append(TopicPartition(topic, p, max(low, high - 1)))
-            out: dict[int, bytes] = {}
-            if not start:
-                return out
-            consumer.assign(start)
-            pending = {tp.partition for tp in start}
-            deadline = time.monotonic() + 60
-            while pending and time.monotonic() < deadline and not stop.is_set():
-                for m in consumer.consume(100, 0.5):
-                    err = m.error()
-                    if err is None:
-                        out[m.partition()] = m.value()
-                    elif err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(m.partition())
-            if pending:
-                raise RuntimeError(f"lanes topic {topic}: partitions {sorted(pending)} not read to their end")
-            return out
-        finally:
-            consumer.close()
+    def read(partitions: Sequence[int]) -> dict[int, bytes | None]:
+        return _retrying("lanes topic", lambda: last_values(conf, topic, partitions), stop)  # type: ignore[no-any-return]
 
     return read
 
