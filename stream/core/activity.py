@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import msgspec
 
-#: Days remembered, counting back from the newest: covers a 28-day window and
-#: the 28 days before it, with room for lateness.
-MASK_DAYS = 64
+from stream.core.daybits import MASK_DAYS, count_days, last_on_or_before, span
+
+__all__ = ["MASK_DAYS", "DayMask"]
+
+#: MASK_DAYS covers a 28-day window and the 28 days before it, with room for lateness.
 _FULL = (1 << MASK_DAYS) - 1
 
 
@@ -51,34 +53,16 @@ class DayMask(msgspec.Struct, array_like=True, gc=False):
 
     def count(self, first: int, last: int) -> int:
         """Active days in ``[first, last]``."""
-        near, far = self._span(first, last)
-        if near > far:
-            return 0
-        return ((self.bits >> near) & ((1 << (far - near + 1)) - 1)).bit_count()
+        return count_days(self.newest, self.bits, first, last)
 
     def days(self, first: int, last: int) -> list[int]:
         """The active days in ``[first, last]``, oldest first."""
-        near, far = self._span(first, last)
+        near, far = span(self.newest, self.bits, first, last)
         return [self.newest - back for back in range(far, near - 1, -1) if self.bits >> back & 1]
 
     def last_on_or_before(self, day: int) -> int | None:
         """The latest active day not after ``day`` (within the remembered range)."""
-        near, far = self._span(day - MASK_DAYS + 1, day)
-        if near > far:
-            return None
-        window = (self.bits >> near) & ((1 << (far - near + 1)) - 1)
-        if not window:
-            return None
-        return self.newest - near - ((window & -window).bit_length() - 1)  # the lowest bit is the latest day
-
-    def _span(self, first: int, last: int) -> tuple[int, int]:
-        """``[first, last]`` as bit positions (0 = the newest day), nearest first;
-        empty (near > far) if no remembered day falls in it. Timer rules and
-        KPIs ask these questions of every member at every sweep, so they are
-        answered on the bits rather than day by day."""
-        if self.bits == 0:
-            return 0, -1
-        return max(0, self.newest - last), min(MASK_DAYS - 1, self.newest - first)
+        return last_on_or_before(self.newest, self.bits, day)
 
     def copy(self) -> DayMask:
         return DayMask(self.newest, self.bits)

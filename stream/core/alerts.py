@@ -18,6 +18,7 @@ from typing import Any
 
 from stream.core.activation import Record, account_base_time, account_reached_as_of, rate_of, record_id
 from stream.core.criteria import Criteria
+from stream.core.daybits import count_days, last_on_or_before
 from stream.core.engagement import window_score
 from stream.core.records import Alert, Member
 from stream.core.state import AccountState
@@ -83,13 +84,13 @@ def _member_facts(members: dict[str, Member], criteria: Criteria, at: int, day: 
         key = m.key
         if not key.bits:
             continue
-        last = key.last_on_or_before(day)
+        last = last_on_or_before(key.newest, key.bits, day)
         if last is not None:
             if facts.last_key_day is None or last > facts.last_key_day:
                 facts.last_key_day = last
             if m.activated_at is not None and m.activated_at < at:
                 facts.key_days.append((uid, last))
-        if key.count(first_active_day, day) > 0:
+        if count_days(key.newest, key.bits, first_active_day, day) > 0:
             facts.active[uid] = m
     return facts
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from stream.core.activation import Record, account_reached_as_of, rate_of, record_id
 from stream.core.criteria import Criteria
+from stream.core.daybits import last_on_or_before
 from stream.core.state import AccountState, trait
 from stream.core.timeutil import MS_PER_DAY, parse_timestamp_ms, to_iso
 
@@ -131,8 +132,9 @@ def sweep_triggers(state: AccountState, criteria: Criteria, at: int) -> list[Tri
                     }
                     due.append((uid, "stuck", key, details))
         # inactive N days: once per inactivity episode (named by its last active day)
-        if m.active.bits:
-            last = m.active.last_on_or_before(day)
+        active = m.active
+        if active.bits:
+            last = last_on_or_before(active.newest, active.bits, day)
             if last is not None and day - last >= rules.inactive_days:
                 key = f"inactive:{uid}:{last}"
                 if key not in triggered:
