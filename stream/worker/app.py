@@ -178,7 +178,7 @@ class ActivationWorker(IngestHop, DirectoryHop, TableReads):
         return criteria
 
     async def _count_rebalance(self, *_args: Any, **_kwargs: Any) -> None:
-        metrics.REBALANCES.inc()
+        metrics.REBALANCES.labels("tables").inc()
 
     async def _refresh_gauges(self) -> None:
         """Runs on every worker (each reports its own partitions)."""

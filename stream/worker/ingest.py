@@ -104,6 +104,7 @@ class IngestHop:
             while True:
                 item = await items.get()
                 if isinstance(item, Assigned):
+                    metrics.REBALANCES.labels("input").inc()
                     for p, (history, lane_max) in item.lanes.items():
                         histories[p] = history
                         self.input_lane_max[(topic, p)] = lane_max

@@ -59,7 +59,11 @@ EVENT_TO_OUTPUT = Histogram(
     buckets=(0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400, 604800),
     registry=REGISTRY,
 )
-REBALANCES = Counter("stream_rebalances_total", "Partition assignments received by this worker", registry=REGISTRY)
+#: ``group``: ``tables`` (Faust's group: the stateful hops and tables) or
+#: ``input`` (the first hop's own group on the input topic).
+REBALANCES = Counter(
+    "stream_rebalances_total", "Partition assignments received by this worker", ["group"], registry=REGISTRY
+)
 OFFSET_GAPS = Counter(
     "stream_offset_gaps_total",
     "Times an agent was handed a message past the next offset of its partition (offsets skipped)",

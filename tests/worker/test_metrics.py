@@ -15,7 +15,7 @@ EXPECTED = {
     "stream_criteria_version": (),
     "stream_processing_latency_seconds": (),
     "stream_event_to_output_seconds": (),
-    "stream_rebalances": (),
+    "stream_rebalances": ("group",),
     "stream_offset_gaps": ("topic",),
     "stream_input_commit_failures": (),
     "stream_worker_ready": (),
