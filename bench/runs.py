@@ -12,6 +12,7 @@ run knows nothing of targets or of the other runs.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -30,6 +31,10 @@ from bench.procs import ROOT, App, Worker, restore_span
 from bench.workload import BenchSpec, live_calls
 from stream.broker import EmbeddedBroker, die_with_parent, free_port
 from tests.integration.harness import metric_sum
+
+if TYPE_CHECKING:
+    from stream.core.criteria import Criteria
+    from stream.core.replay import OfflinePipeline
 
 PARTITIONS = 4
 
@@ -308,17 +313,25 @@ def latency_run(app: App, bootstrap: str, spec: BenchSpec, rate: float, seconds:
 # ----------------------------------------------------------------- core
 
 
-def core_run(messages: list[tuple[bytes, bytes]], cap_seconds: float) -> dict[str, float]:
-    """The core's rules alone on the same calls: `stream.core.replay` (decode,
-    route, directory, accounts, in memory), for at most ``cap_seconds``."""
+def demo_criteria() -> Criteria:
+    """The criteria every run of the benchmark uses (the demo's)."""
     from stream.core.criteria import load_criteria_text
+
+    path = ROOT / "deploy" / "criteria.yaml"
+    return load_criteria_text(path.read_text(), str(path))
+
+
+def replay(
+    messages: Iterable[tuple[bytes, bytes]], cap_seconds: float = math.inf
+) -> tuple[OfflinePipeline, int, float]:
+    """The calls through `stream.core.replay` (decode, route, directory,
+    accounts, in memory) with the demo's criteria, each message on the input
+    partition of its key, for at most ``cap_seconds``: the pipeline, the
+    messages fed and the seconds it took."""
     from stream.core.partitioning import partition_for
     from stream.core.replay import OfflinePipeline
-    from stream.gc_tuning import tune_gc
 
-    tune_gc()  # as the worker and `stream verify` run it
-    path = ROOT / "deploy" / "criteria.yaml"
-    pipeline = OfflinePipeline(load_criteria_text(path.read_text(), str(path)), input_partitions=PARTITIONS)
+    pipeline = OfflinePipeline(demo_criteria(), input_partitions=PARTITIONS)
     offsets = [0] * PARTITIONS
     events = 0
     start = time.perf_counter()
@@ -329,7 +342,15 @@ def core_run(messages: list[tuple[bytes, bytes]], cap_seconds: float) -> dict[st
         events += 1
         if events % 1000 == 0 and time.perf_counter() - start > cap_seconds:
             break
-    seconds = time.perf_counter() - start
+    return pipeline, events, time.perf_counter() - start
+
+
+def core_run(messages: list[tuple[bytes, bytes]], cap_seconds: float) -> dict[str, float]:
+    """The core's rules alone on the same calls, for at most ``cap_seconds``."""
+    from stream.gc_tuning import tune_gc
+
+    tune_gc()  # as the worker and `stream verify` run it
+    _pipeline, events, seconds = replay(messages, cap_seconds)
     return {"events": events, "seconds": seconds, "rate": events / seconds}
 
 

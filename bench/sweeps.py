@@ -27,20 +27,14 @@ import argparse
 import hashlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.runs import PARTITIONS
-from bench.workload import BenchSpec, BenchWorkload
-from stream.core.criteria import Criteria, load_criteria_text
-from stream.core.partitioning import partition_for
-from stream.core.replay import OfflinePipeline
+from bench.runs import demo_criteria, replay
+from bench.workload import SMALL, BenchSpec, BenchWorkload
+from stream.core.criteria import Criteria
 from stream.core.state import AccountState
 from stream.core.sweep import sweep_account
 from stream.core.timeutil import MS_PER_DAY
 from stream.gc_tuning import tune_gc
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = BenchSpec(accounts=200, users=2_000, tracks=6_000, days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,19 +49,9 @@ class SweepFigures:
         return 1e6 * self.best_seconds / max(self.account_sweeps, 1)
 
 
-def demo_criteria() -> Criteria:
-    path = ROOT / "deploy" / "criteria.yaml"
-    return load_criteria_text(path.read_text(), str(path))
-
-
-def replayed_accounts(spec: BenchSpec, criteria: Criteria) -> dict[str, bytes]:
-    """Every account's state after the workload, as the worker stores it."""
-    pipeline = OfflinePipeline(criteria, input_partitions=PARTITIONS)
-    offsets = [0] * PARTITIONS
-    for key, value in BenchWorkload(spec).single_messages():
-        partition = partition_for(key.decode(), PARTITIONS)
-        pipeline.feed(value, partition=partition, offset=offsets[partition])
-        offsets[partition] += 1
+def replayed_accounts(spec: BenchSpec) -> dict[str, bytes]:
+    """Every account's state after the workload (with the demo's criteria), as the worker stores it."""
+    pipeline, _events, _seconds = replay(BenchWorkload(spec).single_messages())
     return {account_id: state.to_bytes() for account_id, state in pipeline.accounts.items()}
 
 
@@ -115,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     criteria = demo_criteria()
     spec = SMALL if args.small else BenchSpec()
     began = time.perf_counter()
-    stored = replayed_accounts(spec, criteria)
+    stored = replayed_accounts(spec)
     print(f"replayed {spec.calls:,} calls into {len(stored):,} accounts in {time.perf_counter() - began:.1f} s")
     figures = time_sweeps(stored, criteria, max(1, args.repeat), args.afresh)
     print(

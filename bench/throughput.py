@@ -65,10 +65,9 @@ from bench.runs import (
     publish,
     restore_run,
 )
-from bench.workload import BenchSpec, BenchWorkload
+from bench.workload import SMALL, BenchSpec, BenchWorkload
 from stream.broker import EmbeddedBroker
 
-SMALL = BenchSpec(accounts=200, users=2_000, tracks=6_000, days=7)
 #: Quick consumer-group joins (workers are started and stopped all the time
 #: here); throughput does not depend on them. BENCH_OVERRIDES wins.
 GROUP_SETTINGS = {

@@ -81,6 +81,10 @@ class BenchSpec:
         return 2 * self.users + self.tracks
 
 
+#: The size `--small` runs use (CI keeps the commands working; figures meaningless).
+SMALL = BenchSpec(accounts=200, users=2_000, tracks=6_000, days=7)
+
+
 def _zipf_cum(n: int, s: float) -> list[float]:
     return list(itertools.accumulate(1.0 / (rank**s) for rank in range(1, n + 1)))
 

@@ -42,6 +42,7 @@ from tests.integration.harness import (
     Cluster,
     WorkerProcess,
     metric_sum,
+    metric_values,
     parse_metrics,
     wait_until,
 )
@@ -124,21 +125,22 @@ class Result:
         }
 
 
+def scrape(worker: WorkerProcess) -> dict[str, float]:
+    """One worker's metric samples (none when it does not answer)."""
+    try:
+        return parse_metrics(worker.get("/metrics").text)
+    except httpx.HTTPError:
+        return {}
+
+
 def metric_total(worker: WorkerProcess, name: str) -> float:
     """Sum of a metric's samples on one worker (0 when it does not answer)."""
-    try:
-        return metric_sum(parse_metrics(worker.get("/metrics").text), name)
-    except httpx.HTTPError:
-        return 0.0
+    return metric_sum(scrape(worker), name)
 
 
 def metric_max(worker: WorkerProcess, name: str) -> float:
     """The largest of a metric's samples (over its label sets) on one worker."""
-    try:
-        samples = parse_metrics(worker.get("/metrics").text)
-    except httpx.HTTPError:
-        return 0.0
-    return max((v for k, v in samples.items() if k == name or k.startswith(name + "{")), default=0.0)
+    return max(metric_values(scrape(worker), name), default=0.0)
 
 
 def rss_bytes(pid: int) -> int:

@@ -186,17 +186,24 @@ def read_tails(
     return ends, last, pending
 
 
+def _watermarks(
+    conf: Mapping[str, Any], topic: str, partitions: Iterable[int] | None, group: str
+) -> dict[PartitionKey, tuple[int, int]]:
+    """Each partition's reported (low, high) offsets: the given ones, or all of the topic's."""
+    consumer = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
+    try:
+        if partitions is None:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {(topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+    finally:
+        consumer.close()
+
+
 def last_values(conf: Mapping[str, Any], topic: str, partitions: Iterable[int]) -> dict[int, bytes | None]:
     """The value of the newest message of each given partition that has one
     (its end measured, as :func:`measured_end_offsets` does)."""
-    consumer = Consumer({**conf, "group.id": "stream-end-probe", "enable.auto.commit": False})
-    try:
-        reported = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            reported[(topic, p)] = high if high > low else 0
-    finally:
-        consumer.close()
+    marks = _watermarks(conf, topic, partitions, "stream-end-probe")
+    reported = {key: high if high > low else 0 for key, (low, high) in marks.items()}
     _ends, last, pending = read_tails(conf, reported, timeout=60.0)
     if pending:
         raise RuntimeError(f"{topic}: partitions {sorted(p for _t, p in pending)} not read to their end")
@@ -205,15 +212,7 @@ def last_values(conf: Mapping[str, Any], topic: str, partitions: Iterable[int]) 
 
 def topic_end_offsets(conf: Mapping[str, Any], topic: str, group: str = "stream-end-probe") -> dict[PartitionKey, int]:
     """The measured end of every partition of a topic (see :func:`measured_end_offsets`)."""
-    consumer = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        reported = {}
-        for p in meta.partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            reported[(topic, p)] = high
-    finally:
-        consumer.close()
+    reported = {key: high for key, (_low, high) in _watermarks(conf, topic, None, group).items()}
     return measured_end_offsets(conf, reported)
 
 

@@ -15,7 +15,6 @@ from stream.core.daybits import MASK_DAYS, count_days, last_on_or_before, span
 
 __all__ = ["MASK_DAYS", "DayMask"]
 
-#: MASK_DAYS covers a 28-day window and the 28 days before it, with room for lateness.
 _FULL = (1 << MASK_DAYS) - 1
 
 

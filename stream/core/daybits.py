@@ -9,7 +9,8 @@ with the rest of the core, and the sweeps call them directly.
 
 from __future__ import annotations
 
-#: Days remembered, counting back from the newest (bit 0 is the newest day).
+#: Days remembered, counting back from the newest (bit 0 is the newest day):
+#: covers a 28-day window and the 28 days before it, with room for lateness.
 MASK_DAYS = 64
 
 

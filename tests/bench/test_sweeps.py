@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.sweeps import SMALL, demo_criteria, main, replayed_accounts, time_sweeps
+from bench.runs import demo_criteria
+from bench.sweeps import main, replayed_accounts, time_sweeps
+from bench.workload import SMALL
 
 
 @pytest.fixture(scope="module")
 def stored() -> dict[str, bytes]:
-    return replayed_accounts(SMALL, demo_criteria())
+    return replayed_accounts(SMALL)
 
 
 def test_every_account_is_swept_at_every_midnight_and_the_digest_is_repeatable(stored):

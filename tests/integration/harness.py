@@ -55,9 +55,14 @@ def parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
+def metric_values(samples: dict[str, float], name: str) -> list[float]:
+    """A metric's value for each of its label sets."""
+    return [v for k, v in samples.items() if k == name or k.startswith(name + "{")]
+
+
 def metric_sum(samples: dict[str, float], name: str) -> float:
     """Sum of a metric over all its label sets."""
-    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+    return sum(metric_values(samples, name))
 
 
 def wait_until(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> T:
