@@ -163,6 +163,7 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
     workers = [app.start_worker(f"w{i}") for i in range(n_workers)]
     for w in workers:
         w.wait_ready()
+    ready_at = time.monotonic()
     t0 = c0 = None
     cpu0 = 0.0
     last_change, last = time.monotonic(), -1.0
@@ -186,8 +187,12 @@ def pipeline_run(app: App, n_workers: int, expected: int, timeout: float, max_se
         time.sleep(0.1 if t0 is None else 0.25)
     assert t0 is not None and c0 is not None
     cpu = max(sum(w.cpu_seconds() for w in workers) - cpu0, 1e-3)
-    seconds = max(now - t0, 1e-3)
-    rate = (calls - c0) / seconds if calls > c0 else calls / seconds
+    if calls > c0:
+        seconds = max(now - t0, 1e-3)
+        rate = (calls - c0) / seconds
+    else:  # every call was applied by the first sample: it took at most the time since the workers were ready
+        seconds = max(now - ready_at, 1e-3)
+        rate = calls / seconds
     final = [w.metrics() for w in workers]
     rebalances = sum(metric_sum(samples, "stream_rebalances_total") for samples in final)
     rss = [w.peak_rss() for w in workers]
@@ -283,7 +288,13 @@ def latency_run(app: App, bootstrap: str, spec: BenchSpec, rate: float, seconds:
                 key, doc = next(calls)
                 now_ms = int(time.time() * 1000)
                 doc["timestamp"] = datetime.fromtimestamp(now_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
-                producer.produce(app.events_topic, key=key, value=orjson.dumps(doc))
+                value = orjson.dumps(doc)
+                while True:
+                    try:
+                        producer.produce(app.events_topic, key=key, value=value)
+                        break
+                    except BufferError:  # a rate above what the producer takes: wait for its queue
+                        producer.poll(0.05)
                 sent += 1
             producer.poll(0)
             time.sleep(0.002)
