@@ -54,7 +54,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(CORE)
-	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.throughput --runs 3
 
 # Every fault scenario at full size (>= 200k calls, 1k accounts each), one table
 # at the end (and chaos-results.json). Takes a while; `make test` runs short ones.

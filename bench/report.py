@@ -10,6 +10,7 @@ and process code of the runs and from the command line (`bench.throughput`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,12 @@ def build_rows(
     two_single: PipelineRun | None,
     two_batch: PipelineRun | None,
     latency: dict[str, Any] | None,
+    *,
+    single_runs: Sequence[PipelineRun] = (),
+    batch_runs: Sequence[PipelineRun] = (),
 ) -> list[Row]:
+    """``single`` and ``batch`` are the medians of ``single_runs`` and
+    ``batch_runs`` when these hold more than one run (``--runs``)."""
     ls = limit_single[1] / limit_single[0] if limit_single else None
     lb = limit_batch[1] / limit_batch[0] if limit_batch else None
 
@@ -79,7 +85,7 @@ def build_rows(
         rows.append(
             Row(
                 "pipeline_single",
-                "pipeline, single-call messages, 1 worker",
+                median_label("pipeline, single-call messages, 1 worker", single_runs),
                 single.rate,
                 "events/s",
                 ratio(single.rate, ls),
@@ -91,7 +97,7 @@ def build_rows(
         rows.append(
             Row(
                 "pipeline_batch",
-                "pipeline, batch envelopes (100 calls), 1 worker",
+                median_label("pipeline, batch envelopes (100 calls), 1 worker", batch_runs),
                 batch.rate,
                 "events/s",
                 ratio(batch.rate, lb),
@@ -167,6 +173,16 @@ def build_rows(
         )
         rows.append(Row("restore", label, rate, "keys/s", ratio(rate, ls), ">= 50,000", rate >= 50_000))
     return rows
+
+
+def median_label(label: str, runs: Sequence[PipelineRun]) -> str:
+    """A one-worker figure run several times is their median; its label says
+    of how many runs and their range, which is the honest size of a figure
+    on a machine where runs of the same code differ by a fifth."""
+    if len(runs) < 2:
+        return label
+    rates = sorted(r.rate for r in runs)
+    return f"{label}, median of {len(runs)} runs ({rates[0]:,.0f} to {rates[-1]:,.0f})"
 
 
 def sweep_row(name: str, run: PipelineRun) -> Row:

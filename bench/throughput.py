@@ -206,7 +206,19 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     rows = build_rows(
-        limit_single, limit_batch, core, naive, single, batch, restore, state_bytes, two_single, two_batch, latency
+        limit_single,
+        limit_batch,
+        core,
+        naive,
+        single,
+        batch,
+        restore,
+        state_bytes,
+        two_single,
+        two_batch,
+        latency,
+        single_runs=[r for r in single_runs if r],
+        batch_runs=[r for r in batch_runs if r],
     )
     result = {
         "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
