@@ -186,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             two_batch = phase(
                 "two.batch", lambda: _pipeline(app("bench-two-batch", batch_topic), 2, n, args.timeout, cap)
             )
-            single = median_run([r for r in single_runs if r]) if any(single_runs) else None
-            batch = median_run([r for r in batch_runs if r]) if any(batch_runs) else None
+            # phases not asked for (--only) ran nothing
+            single_runs = [r for r in single_runs if r]
+            batch_runs = [r for r in batch_runs if r]
+            single = median_run(single_runs) if single_runs else None
+            batch = median_run(batch_runs) if batch_runs else None
             latency = None
             if single is not None or args.latency_rate:
                 latency_rate = args.latency_rate or single.rate / 2
@@ -217,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         two_single,
         two_batch,
         latency,
-        single_runs=[r for r in single_runs if r],
-        batch_runs=[r for r in batch_runs if r],
+        single_runs=single_runs,
+        batch_runs=batch_runs,
     )
     result = {
         "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
@@ -233,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.monotonic() - started),
         "rows": [asdict(r) for r in rows],
         "runs": {
-            "single": [asdict(r) for r in single_runs if r],
-            "batch": [asdict(r) for r in batch_runs if r],
+            "single": [asdict(r) for r in single_runs],
+            "batch": [asdict(r) for r in batch_runs],
             "two_single": asdict(two_single) if two_single else None,
             "two_batch": asdict(two_batch) if two_batch else None,
             "naive": naive,
